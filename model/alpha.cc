@@ -1,0 +1,58 @@
+#include "model/alpha.h"
+
+#include <algorithm>
+
+namespace proteus {
+
+AlphaFraction AlphaAt(const ModelConfig& config, int64_t t) {
+  switch (config.attn_mode) {
+    case AttnMode::kDense:
+      return {0, 1};
+    case AttnMode::kSparse:
+      return {1, 2};
+    case AttnMode::kLinear:
+      return {1, 1};
+    case AttnMode::kAuto:
+      break;
+  }
+  const int64_t low = config.attn_seq_low;
+  const int64_t high = config.attn_linear_switch_ctx;
+  if (t < low) return {0, 1};
+  if (t >= high) return {1, 1};  // also the step when low == high
+  return {t - low, high - low};
+}
+
+int64_t SelectedBlockCount(const ModelConfig& config, int64_t query_block,
+                           int64_t num_candidates) {
+  if (num_candidates <= 0) return 0;
+  const AlphaFraction a = AlphaAt(config, query_block * config.attn_block);
+  if (a.IsZero()) return num_candidates;
+  const int64_t kmin = config.attn_topk_blocks_min;
+  const int64_t kmax = config.attn_topk_blocks_max;
+  // ⌈x/den⌉ for x ≥ 0 in integers; x ≤ kmax·den stays far from overflow for
+  // any validated config (den is a position difference).
+  const int64_t x = (kmax - kmin) * (a.den - a.num);
+  const int64_t k = kmin + (x + a.den - 1) / a.den;
+  return std::clamp<int64_t>(k, 0, num_candidates);
+}
+
+Regime RegimeAt(const ModelConfig& config, int64_t t) {
+  const AlphaFraction a = AlphaAt(config, t);
+  if (a.num == 0) return Regime::kDense;
+  if (a.num == a.den) return Regime::kLinear;
+  return Regime::kSparse;
+}
+
+const char* RegimeName(Regime regime) {
+  switch (regime) {
+    case Regime::kDense:
+      return "dense";
+    case Regime::kSparse:
+      return "sparse";
+    case Regime::kLinear:
+      return "linear";
+  }
+  return "unknown";
+}
+
+}  // namespace proteus
