@@ -1,0 +1,50 @@
+// ProteusAttention on one chunk of a stream (DESIGN §2.3, §2.4, §2.8): the
+// router with DNA, the mixture of virtual heads over shared K/V, the α
+// slider, block selection, the softmax and linear parts through the flux
+// attention, and the session's cache upkeep including eviction.
+// Internal to model/.
+#ifndef PROTEUS_MODEL_ATTENTION_H_
+#define PROTEUS_MODEL_ATTENTION_H_
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/config.h"
+#include "model/encoder.h"
+#include "model/session_state.h"
+#include "model/weights.h"
+
+namespace proteus {
+
+// Routing of n tokens: kept heads best first, and their weights
+// n_head·s_h/Σ_kept s (all 1 without routing).
+struct HeadRouting {
+  at::Tensor heads;    // [n, n_head] int64
+  at::Tensor weights;  // [n, n_head] float32
+  at::Tensor gate_probs;  // [n, G] float32; undefined without routing
+};
+
+// Routes x [n, d] (the attn_norm output) for global positions start..; with
+// DNA on and `state.dna` defined, applies the adaptation rule at every
+// multiple of U = ⌊τ/4⌋ (updating state.dna and the window sums).
+HeadRouting RouteTokens(const ModelConfig& config, const LayerWeights& weights,
+                        LayerState& state, const at::Tensor& x, int64_t start);
+
+// The DNA update of one finished window: P_g += β_g(μ_g − P_g) with
+// m_g = Σ p, μ_g = Σ p·x / m_g, β_g = 1 − exp(−m_g/τ). `mass` [G] and
+// `sum` [G, d] are float64; returns the new prototypes (float32).
+at::Tensor DnaUpdate(const at::Tensor& prototypes, const at::Tensor& mass,
+                     const at::Tensor& sum, double tau);
+
+// Runs the attention of one layer on x [n, d] (attn_norm output, global
+// positions start..start+n−1) against `state`, advancing it. Returns the
+// layer output [n, d] in x's dtype. Fills `routing` when non-null.
+at::Tensor AttentionForward(const ModelConfig& config, const LayerWeights& weights,
+                            LayerState& state, const at::Tensor& x, int64_t start,
+                            LayerRouting* routing);
+
+}  // namespace proteus
+
+#endif  // PROTEUS_MODEL_ATTENTION_H_
