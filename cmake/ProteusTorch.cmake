@@ -1,8 +1,39 @@
-# proteus::torch: LibTorch for the CPU build, from the PyTorch wheel unpacked by
-# tools/setup_debian.sh (PROTEUS_TORCH_DIR, see tools/env.sh). Same as Bazel's @libtorch//:torch:
-# only libtorch_cpu.so and libc10.so are linked (libtorch.so would pull in libtorch_cuda.so).
+# proteus::torch: LibTorch.
+# - PROTEUS_CUDA=ON (the GPU build): the whole LibTorch of a CUDA PyTorch install through
+#   find_package(Torch) (CMAKE_PREFIX_PATH = torch.utils.cmake_prefix_path), and the CUDA language
+#   for kernels/cuda, built for sm_80 and sm_90 plus sm_90 PTX.
+# - Otherwise, the CPU build, from the PyTorch wheel unpacked by tools/setup_debian.sh
+#   (PROTEUS_TORCH_DIR, see tools/env.sh). Same as Bazel's @libtorch//:torch: only
+#   libtorch_cpu.so and libc10.so are linked (libtorch.so would pull in libtorch_cuda.so).
 if(PROTEUS_CUDA)
-  message(FATAL_ERROR "PROTEUS_CUDA=ON: the CUDA build is not part of this tree yet")
+  # sm_80, sm_90, and sm_90 PTX for newer cards. Torch's CMake resets
+  # CMAKE_CUDA_ARCHITECTURES (it wants TORCH_CUDA_ARCH_LIST), so kernels/cuda sets the
+  # architectures on its target from PROTEUS_CUDA_ARCHITECTURES.
+  set(PROTEUS_CUDA_ARCHITECTURES "80-real;90-real;90-virtual" CACHE STRING "CUDA architectures")
+  set(CMAKE_CUDA_ARCHITECTURES ${PROTEUS_CUDA_ARCHITECTURES})
+  if(NOT TORCH_CUDA_ARCH_LIST)
+    set(TORCH_CUDA_ARCH_LIST "8.0;9.0+PTX")
+  endif()
+  enable_language(CUDA)
+  set(CMAKE_CUDA_STANDARD 17)
+  find_package(Torch REQUIRED)
+  # The LibTorch must use the C++11 ABI, like everything else we link (PyTorch 2.x says so by
+  # not defining the old ABI; tools/gpu_build.sh also asks torch._C._GLIBCXX_USE_CXX11_ABI).
+  if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
+    message(FATAL_ERROR "LibTorch at ${Torch_DIR} does not use the C++11 ABI (${TORCH_CXX_FLAGS})")
+  endif()
+  add_library(proteus::torch INTERFACE IMPORTED)
+  target_link_libraries(proteus::torch INTERFACE ${TORCH_LIBRARIES} Threads::Threads)
+  target_include_directories(proteus::torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
+  set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
+  # On a build machine without the NVIDIA runtime wheels (cuFile, cuSPARSELt, NVSHMEM), the link
+  # can still check every symbol of ours: only unresolved symbols inside LibTorch's own shared
+  # libraries are let through. Such binaries are for the link check, not for running.
+  option(PROTEUS_LINK_CHECK_ONLY "Allow unresolved symbols inside shared libraries" OFF)
+  if(PROTEUS_LINK_CHECK_ONLY)
+    add_link_options(-Wl,--unresolved-symbols=ignore-in-shared-libs)
+  endif()
+  return()
 endif()
 
 if(DEFINED ENV{PROTEUS_TORCH_DIR})

@@ -28,4 +28,16 @@ run "cmake configure" cmake -S . -B build/cmake -DPROTEUS_TORCH_DIR="$PROTEUS_TO
 run "cmake build" cmake --build build/cmake -j "$JOBS" || fail $?
 run "ctest" ctest --test-dir build/cmake --output-on-failure || fail $?
 
+# The GPU build, compiled and linked on every change (it runs on the GPU machine:
+# tools/gpu_build.sh). Against the same wheel's full LibTorch, with the CUDA Toolkit.
+nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+if [[ -x $nvcc ]]; then
+  run "cuda configure" cmake -S . -B build/cuda -DPROTEUS_CUDA=ON -DPROTEUS_LINK_CHECK_ONLY=ON \
+    -DCMAKE_CUDA_COMPILER="$nvcc" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_PREFIX_PATH="$PROTEUS_TORCH_DIR/share/cmake" || fail $?
+  run "cuda build" cmake --build build/cuda -j "$JOBS" || fail $?
+else
+  echo "=== [cuda build] skipped: no CUDA Toolkit (nvcc) on this machine"
+fi
+
 echo "=== all stages passed"

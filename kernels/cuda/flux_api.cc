@@ -1,0 +1,99 @@
+#include "kernels/cuda/flux_api.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+
+namespace proteus {
+namespace {
+
+void CheckCuda(const at::Tensor& t, const char* name, at::ScalarType type) {
+  TORCH_CHECK(t.defined(), "flux: ", name, " is required");
+  TORCH_CHECK(t.is_cuda(), "flux: ", name, " must be on a CUDA device");
+  TORCH_CHECK(t.scalar_type() == type, "flux: ", name, " must be ", type, ", got ", t.scalar_type());
+  TORCH_CHECK(t.is_contiguous(), "flux: ", name, " must be contiguous");
+}
+
+const int32_t* OptionalI32(const at::Tensor& t, const char* name) {
+  if (!t.defined()) return nullptr;
+  CheckCuda(t, name, at::kInt);
+  return t.data_ptr<int32_t>();
+}
+
+}  // namespace
+
+at::Tensor FluxForwardCuda(const FluxCudaInputs& in, const FluxTileConfig& tile) {
+  const at::ScalarType dtype = in.q.scalar_type();
+  TORCH_CHECK(dtype == at::kBFloat16 || dtype == at::kHalf, "flux: q must be bf16 or fp16");
+  CheckCuda(in.q, "q", dtype);
+  TORCH_CHECK(in.q.dim() == 2, "flux: q must be [rows, head_dim]");
+  const int64_t rows = in.q.size(0), hd = in.q.size(1);
+  CheckCuda(in.row_pos, "row_pos", at::kLong);
+  CheckCuda(in.group_rows, "group_rows", at::kInt);
+  CheckCuda(in.group_offsets, "group_offsets", at::kInt);
+  CheckCuda(in.group_block, "group_block", at::kLong);
+  CheckCuda(in.group_kv, "group_kv", at::kInt);
+  CheckCuda(in.k, "k", dtype);
+  CheckCuda(in.v, "v", dtype);
+  CheckCuda(in.lists, "lists", at::kInt);
+  TORCH_CHECK(in.k.dim() == 3 && in.k.size(2) == hd && in.v.sizes() == in.k.sizes(),
+              "flux: k and v must be [key_rows, kv_heads, head_dim]");
+  const int64_t groups = in.group_block.size(0);
+  TORCH_CHECK(in.group_offsets.size(0) == groups + 1 && in.lists.size(0) == groups,
+              "flux: group tensors disagree on the number of groups");
+  TORCH_CHECK(in.row_pos.size(0) == rows, "flux: row_pos must be [rows]");
+
+  c10::cuda::CUDAGuard guard(in.q.device());
+  at::Tensor out = in.out;
+  if (out.defined()) {
+    CheckCuda(out, "out", dtype);
+    TORCH_CHECK(out.sizes() == in.q.sizes(), "flux: out must be shaped like q");
+  } else {
+    out = at::empty_like(in.q);
+  }
+  FluxParams p;
+  p.q = in.q.data_ptr();
+  p.row_pos = in.row_pos.data_ptr<int64_t>();
+  p.out = out.data_ptr();
+  if (in.row_mix.defined()) {
+    CheckCuda(in.row_mix, "row_mix", at::kFloat);
+    p.row_mix = in.row_mix.data_ptr<float>();
+  }
+  p.group_rows = in.group_rows.data_ptr<int32_t>();
+  p.group_offsets = in.group_offsets.data_ptr<int32_t>();
+  p.group_block = in.group_block.data_ptr<int64_t>();
+  p.group_kv = in.group_kv.data_ptr<int32_t>();
+  p.num_groups = static_cast<int>(groups);
+  p.max_group_rows = in.max_group_rows;
+  p.k = in.k.data_ptr();
+  p.v = in.v.data_ptr();
+  p.block_slot = OptionalI32(in.block_slot, "block_slot");
+  p.key_limit = in.key_limit;
+  p.lists = in.lists.data_ptr<int32_t>();
+  p.list_len = static_cast<int>(in.lists.size(1));
+  p.kv_heads = static_cast<int>(in.k.size(1));
+  p.head_dim = static_cast<int>(hd);
+  p.block = in.block;
+  p.window = in.window;
+  p.sinks = in.sinks;
+  p.softmax_scale = static_cast<float>(in.softmax_scale);
+  p.is_bf16 = dtype == at::kBFloat16;
+  if (in.lin_s.defined()) {
+    CheckCuda(in.lin_s, "lin_s", at::kFloat);
+    CheckCuda(in.lin_z, "lin_z", at::kFloat);
+    CheckCuda(in.q_pre, "q_pre", dtype);
+    CheckCuda(in.k_pre, "k_pre", dtype);
+    TORCH_CHECK(in.lin_s.size(0) == groups && in.lin_z.size(0) == groups,
+                "flux: lin_s and lin_z need one state per group");
+    p.lin_s = in.lin_s.data_ptr<float>();
+    p.lin_z = in.lin_z.data_ptr<float>();
+    p.q_pre = in.q_pre.data_ptr();
+    p.k_pre = in.k_pre.data_ptr();
+    p.pre_slot = OptionalI32(in.pre_slot, "pre_slot");
+  }
+  const std::string error = RunFluxForward(p, tile, at::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(error.empty(), error);
+  return out;
+}
+
+}  // namespace proteus

@@ -1,0 +1,280 @@
+// The flux kernel (DESIGN §2.4, §2.6): for one (query block, kv head) group
+// and one tile of its rows, the exact softmax part over the group's listed
+// key blocks (online softmax, fp32 statistics and accumulators in
+// registers), then — where any row has g > 0 — the linear part from the
+// prefix state and the window-edge block, mixed per row, and one write.
+#ifndef PROTEUS_KERNELS_CUDA_FLUX_KERNEL_CUH_
+#define PROTEUS_KERNELS_CUDA_FLUX_KERNEL_CUH_
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <type_traits>
+
+#include "kernels/cuda/flux_params.h"
+#include "kernels/cuda/flux_traits.cuh"
+#include "kernels/cuda/mma.cuh"
+
+namespace proteus::flux {
+
+// φ(x) = elu(x) + 1.
+__device__ __forceinline__ float Phi(float x) { return x > 0.f ? x + 1.f : __expf(x); }
+
+// Copies a [kBlockN, head_dim] tile of keys (or values) starting at document
+// position `first` into shared memory; positions past key_limit become zero.
+// With `phi`, stores φ(x) instead (pre-RoPE keys of the linear part).
+template <class Tr, bool kPhi>
+__device__ __forceinline__ void LoadTile(typename Tr::Elem* dst, const void* src_base,
+                                         const int32_t* slots, int64_t first,
+                                         const FluxParams& p, int kv) {
+  using T = typename Tr::Elem;
+  constexpr int D = Tr::kHeadDim, kChunks = D / 8;  // 16-byte chunks per row
+  const T* src = static_cast<const T*>(src_base);
+  for (int idx = threadIdx.x; idx < Tr::kBlockN * kChunks; idx += Tr::kThreads) {
+    const int n = idx / kChunks, c = (idx % kChunks) * 8;
+    const int64_t pos = first + n;
+    uint4 chunk = make_uint4(0, 0, 0, 0);
+    if (pos < p.key_limit) {
+      const int64_t b = pos / p.block;
+      const int64_t slot = slots != nullptr ? slots[b] : b;
+      const int64_t row = slot * p.block + pos % p.block;
+      chunk = *reinterpret_cast<const uint4*>(src + (row * p.kv_heads + kv) * D + c);
+      if constexpr (kPhi) {
+        T* e = reinterpret_cast<T*>(&chunk);
+        for (int i = 0; i < 8; ++i) e[i] = T(Phi(ToFloat(e[i])));
+      }
+    }
+    *reinterpret_cast<uint4*>(dst + n * Tr::kLd + c) = chunk;
+  }
+}
+
+template <class Tr>
+__global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_constant__ FluxParams p) {
+  using T = typename Tr::Elem;
+  constexpr int D = Tr::kHeadDim, BN = Tr::kBlockN, kLd = Tr::kLd;
+  constexpr int kSteps = D / 16, kDTiles = D / 8, kNTiles = BN / 8;
+
+  const int group = blockIdx.x;  // groups on x (up to 2^31 − 1), row tiles on y
+  const int first_row = p.group_offsets[group] + blockIdx.y * Tr::kBlockM;
+  const int end_row = p.group_offsets[group + 1];
+  if (first_row >= end_row) return;  // uniform across the CTA
+
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* ks = reinterpret_cast<T*>(smem_raw);
+  T* vs = ks + Tr::kTileElems;
+  T* state = vs + Tr::kTileElems;
+  float* z_state = reinterpret_cast<float*>(state + Tr::kStateElems);
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, qd = lane % 4;
+  const int kv = p.group_kv[group];
+  const int64_t query_block = p.group_block[group];
+
+  // This thread's two rows (g and g + 8 of its warp's 16).
+  int rows[2];
+  int64_t pos[2];
+  for (int h = 0; h < 2; ++h) {
+    const int local = first_row + warp * 16 + g + 8 * h;
+    rows[h] = local < end_row ? p.group_rows[local] : -1;
+    pos[h] = rows[h] >= 0 ? p.row_pos[rows[h]] : -1;  // -1: every key masked
+  }
+
+  // Q fragments in registers for the whole key loop.
+  uint32_t qf[kSteps][4];
+  {
+    const T* q = static_cast<const T*>(p.q);
+    for (int s = 0; s < kSteps; ++s) {
+      for (int h = 0; h < 2; ++h) {
+        const T* row = q + static_cast<int64_t>(rows[h] >= 0 ? rows[h] : 0) * D + s * 16 + 2 * qd;
+        qf[s][h] = rows[h] >= 0 ? *reinterpret_cast<const uint32_t*>(row) : 0u;
+        qf[s][2 + h] = rows[h] >= 0 ? *reinterpret_cast<const uint32_t*>(row + 8) : 0u;
+      }
+    }
+  }
+
+  float acc[kDTiles][4] = {};
+  float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
+  const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
+
+  for (int li = 0; li < p.list_len; ++li) {
+    const int32_t entry = p.lists[static_cast<int64_t>(group) * p.list_len + li];
+    if (entry < 0) continue;
+    const bool selected = (entry & kFluxSelectedBit) != 0;
+    const int64_t key_block = entry & ~kFluxSelectedBit;
+    for (int sub = 0; sub < p.block; sub += BN) {
+      const int64_t key0 = key_block * p.block + sub;
+      __syncthreads();  // the previous tile is no longer read
+      LoadTile<Tr, false>(ks, p.k, p.block_slot, key0, p, kv);
+      LoadTile<Tr, false>(vs, p.v, p.block_slot, key0, p, kv);
+      __syncthreads();
+
+      float s[kNTiles][4] = {};
+      for (int st = 0; st < kSteps; ++st) {
+        for (int nt = 0; nt < kNTiles; ++nt) {
+          const T* kr = ks + (nt * 8 + g) * kLd + st * 16 + 2 * qd;
+          const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kr),
+                                 *reinterpret_cast<const uint32_t*>(kr + 8)};
+          Mma16816<T>(s[nt], qf[st], b);
+        }
+      }
+      // Mask (DESIGN §2.8 "Softmax part") and online softmax.
+      float tile_max[2] = {-INFINITY, -INFINITY};
+      for (int nt = 0; nt < kNTiles; ++nt) {
+        for (int e = 0; e < 4; ++e) {
+          const int h = e / 2;
+          const int64_t key = key0 + nt * 8 + 2 * qd + (e & 1);
+          const int64_t t = pos[h];
+          const bool allowed = key <= t && (key < p.sinks || key > t - p.window || selected);
+          s[nt][e] = allowed ? s[nt][e] * scale_log2 : -INFINITY;
+          tile_max[h] = fmaxf(tile_max[h], s[nt][e]);
+        }
+      }
+      float use_max[2];
+      for (int h = 0; h < 2; ++h) {
+        const float m = fmaxf(row_max[h], QuadMax(tile_max[h]));
+        use_max[h] = m == -INFINITY ? 0.f : m;  // nothing allowed yet: keep zeros
+        const float correction = exp2f(row_max[h] - use_max[h]);
+        row_max[h] = m;
+        row_sum[h] *= correction;
+        for (int dt = 0; dt < kDTiles; ++dt) {
+          acc[dt][2 * h] *= correction;
+          acc[dt][2 * h + 1] *= correction;
+        }
+      }
+      for (int nt = 0; nt < kNTiles; ++nt) {
+        for (int e = 0; e < 4; ++e) {
+          s[nt][e] = exp2f(s[nt][e] - use_max[e / 2]);
+          row_sum[e / 2] += s[nt][e];
+        }
+      }
+      // P·V: two adjacent S tiles form one A fragment.
+      for (int kk = 0; kk < BN / 16; ++kk) {
+        const uint32_t a[4] = {Pack<T>(s[2 * kk][0], s[2 * kk][1]),
+                               Pack<T>(s[2 * kk][2], s[2 * kk][3]),
+                               Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                               Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+        for (int dt = 0; dt < kDTiles; ++dt) {
+          const T* vr = vs + (kk * 16 + 2 * qd) * kLd + dt * 8 + g;
+          const uint32_t b[2] = {PackPair(vr[0], vr[kLd]), PackPair(vr[8 * kLd], vr[9 * kLd])};
+          Mma16816<T>(acc[dt], a, b);
+        }
+      }
+    }
+  }
+  float inv_sum[2];
+  for (int h = 0; h < 2; ++h) {
+    const float total = QuadSum(row_sum[h]);
+    inv_sum[h] = total > 0.f ? 1.f / total : 0.f;
+  }
+  for (int dt = 0; dt < kDTiles; ++dt) {
+    for (int e = 0; e < 4; ++e) acc[dt][e] *= inv_sum[e / 2];
+  }
+
+  // ---- Linear part, mixed per row: o = (1 − g)·o_soft + g·o_lin.
+  float mix[2] = {0.f, 0.f};
+  for (int h = 0; h < 2; ++h) {
+    if (rows[h] >= 0 && p.row_mix != nullptr) mix[h] = p.row_mix[rows[h]];
+  }
+  const bool any_linear = p.lin_s != nullptr && __syncthreads_or(mix[0] > 0.f || mix[1] > 0.f);
+  if (any_linear) {
+    // The state of this group into shared memory (bf16/fp16; z in fp32).
+    const float* s_src = p.lin_s + static_cast<int64_t>(group) * D * D;
+    for (int idx = threadIdx.x; idx < D * D; idx += Tr::kThreads) {
+      state[(idx / D) * kLd + idx % D] = T(s_src[idx]);
+    }
+    for (int idx = threadIdx.x; idx < D; idx += Tr::kThreads) {
+      z_state[idx] = p.lin_z[static_cast<int64_t>(group) * D + idx];
+    }
+    // φ(q_pre) fragments, and φ(q)·z in fp32.
+    uint32_t pf[kSteps][4];
+    float den[2] = {0.f, 0.f};
+    __syncthreads();
+    {
+      const T* q = static_cast<const T*>(p.q_pre);
+      for (int st = 0; st < kSteps; ++st) {
+        for (int h = 0; h < 2; ++h) {
+          for (int half = 0; half < 2; ++half) {
+            float f[2] = {0.f, 0.f};
+            if (rows[h] >= 0) {
+              const int col = st * 16 + 8 * half + 2 * qd;
+              const T* row = q + static_cast<int64_t>(rows[h]) * D + col;
+              f[0] = Phi(ToFloat(row[0]));
+              f[1] = Phi(ToFloat(row[1]));
+              den[h] += f[0] * z_state[col] + f[1] * z_state[col + 1];
+            }
+            pf[st][h + 2 * half] = Pack<T>(f[0], f[1]);
+          }
+        }
+      }
+    }
+    float num[kDTiles][4] = {};
+    for (int st = 0; st < kSteps; ++st) {
+      for (int dt = 0; dt < kDTiles; ++dt) {
+        const T* sr = state + (st * 16 + 2 * qd) * kLd + dt * 8 + g;
+        const uint32_t b[2] = {PackPair(sr[0], sr[kLd]), PackPair(sr[8 * kLd], sr[9 * kLd])};
+        Mma16816<T>(num[dt], pf[st], b);
+      }
+    }
+    // The window-edge block: its keys j ≤ t − W are in the linear part too.
+    const int64_t edge = query_block - p.window / p.block;
+    if (edge >= 0) {
+      for (int sub = 0; sub < p.block; sub += BN) {
+        const int64_t key0 = edge * p.block + sub;
+        __syncthreads();
+        LoadTile<Tr, true>(ks, p.k_pre, p.pre_slot, key0, p, kv);
+        LoadTile<Tr, false>(vs, p.v, p.block_slot, key0, p, kv);
+        __syncthreads();
+        float w[kNTiles][4] = {};
+        for (int st = 0; st < kSteps; ++st) {
+          for (int nt = 0; nt < kNTiles; ++nt) {
+            const T* kr = ks + (nt * 8 + g) * kLd + st * 16 + 2 * qd;
+            const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kr),
+                                   *reinterpret_cast<const uint32_t*>(kr + 8)};
+            Mma16816<T>(w[nt], pf[st], b);
+          }
+        }
+        for (int nt = 0; nt < kNTiles; ++nt) {
+          for (int e = 0; e < 4; ++e) {
+            const int64_t key = key0 + nt * 8 + 2 * qd + (e & 1);
+            if (!(key <= pos[e / 2] - p.window && key < p.key_limit)) w[nt][e] = 0.f;
+            den[e / 2] += w[nt][e];
+          }
+        }
+        for (int kk = 0; kk < BN / 16; ++kk) {
+          const uint32_t a[4] = {Pack<T>(w[2 * kk][0], w[2 * kk][1]),
+                                 Pack<T>(w[2 * kk][2], w[2 * kk][3]),
+                                 Pack<T>(w[2 * kk + 1][0], w[2 * kk + 1][1]),
+                                 Pack<T>(w[2 * kk + 1][2], w[2 * kk + 1][3])};
+          for (int dt = 0; dt < kDTiles; ++dt) {
+            const T* vr = vs + (kk * 16 + 2 * qd) * kLd + dt * 8 + g;
+            const uint32_t b[2] = {PackPair(vr[0], vr[kLd]), PackPair(vr[8 * kLd], vr[9 * kLd])};
+            Mma16816<T>(num[dt], a, b);
+          }
+        }
+      }
+    }
+    for (int h = 0; h < 2; ++h) {
+      const float total = QuadSum(den[h]);
+      const float inv = total > 0.f ? 1.f / total : 0.f;  // empty state only where g = 0
+      for (int dt = 0; dt < kDTiles; ++dt) {
+        for (int c = 0; c < 2; ++c) {
+          float& o = acc[dt][2 * h + c];
+          o = (1.f - mix[h]) * o + mix[h] * num[dt][2 * h + c] * inv;
+        }
+      }
+    }
+  }
+
+  // One write per row.
+  T* out = static_cast<T*>(p.out);
+  for (int h = 0; h < 2; ++h) {
+    if (rows[h] < 0) continue;
+    T* row = out + static_cast<int64_t>(rows[h]) * D;
+    for (int dt = 0; dt < kDTiles; ++dt) {
+      *reinterpret_cast<uint32_t*>(row + dt * 8 + 2 * qd) = Pack<T>(acc[dt][2 * h], acc[dt][2 * h + 1]);
+    }
+  }
+}
+
+}  // namespace proteus::flux
+
+#endif  // PROTEUS_KERNELS_CUDA_FLUX_KERNEL_CUH_

@@ -1,0 +1,32 @@
+// Tile configuration of the flux kernel as a type: one kernel body, many
+// configurations (FlashAttention's Flash_fwd_kernel_traits).
+#ifndef PROTEUS_KERNELS_CUDA_FLUX_TRAITS_CUH_
+#define PROTEUS_KERNELS_CUDA_FLUX_TRAITS_CUH_
+
+namespace proteus::flux {
+
+template <int kHeadDim_, int kBlockN_, int kWarps_, typename Elem_>
+struct FluxTraits {
+  using Elem = Elem_;  // __nv_bfloat16 or __half
+  static constexpr int kHeadDim = kHeadDim_;
+  static constexpr int kBlockN = kBlockN_;  // keys per K/V tile
+  static constexpr int kWarps = kWarps_;
+  static constexpr int kBlockM = 16 * kWarps;  // query rows per CTA: 16 per warp
+  static constexpr int kThreads = 32 * kWarps;
+  // Row padding of the shared tiles: 8 elements (16 bytes) keeps 16-byte
+  // stores aligned and spreads fragment reads over all 32 banks.
+  static constexpr int kLd = kHeadDim + 8;
+  static constexpr int kTileElems = kBlockN * kLd;
+  // K tile, V tile, then the linear state (kHeadDim rows) and z (fp32).
+  static constexpr int kStateElems = kHeadDim * kLd;
+  static constexpr int kSmemBytes =
+      (2 * kTileElems + kStateElems) * 2 + kHeadDim * static_cast<int>(sizeof(float));
+
+  static_assert(kHeadDim % 16 == 0 && kHeadDim <= 256, "head_dim: a multiple of 16, at most 256");
+  static_assert(kBlockN % 16 == 0, "kBlockN: a multiple of the MMA's k (16)");
+  static_assert(kWarps >= 1 && kWarps <= 8, "kWarps: 1..8");
+};
+
+}  // namespace proteus::flux
+
+#endif  // PROTEUS_KERNELS_CUDA_FLUX_TRAITS_CUH_
