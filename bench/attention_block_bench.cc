@@ -145,6 +145,11 @@ int Main(int argc, char** argv) {
   cudaDeviceProp prop;
   cudaGetDeviceProperties(&prop, 0);
   std::printf("card: %s\n\n", prop.name);
+  // Tiles tuned on this card, cached in $PROTEUS_CACHE_DIR/flux_tuning.json.
+  AutotunerOptions tuner_options;
+  tuner_options.cache_path = CachePathFromEnv();
+  tuner_options.defaults_path = "kernels/cuda/tuned/h100_flux_tuning.json";
+  Autotuner tuner(tuner_options);
   std::printf("| tokens | config | ms (median of %d) | working memory MiB | rel. error vs reference |\n",
               opt.runs);
   std::printf("|---|---|---|---|---|\n");
@@ -175,7 +180,7 @@ int Main(int argc, char** argv) {
         const ModelConfig c = BenchConfig(dna, mode);
         const ModelWeights w = ToDevice(InitWeights(c, 1), cuda, at::kBFloat16);
         SequenceOptions so;
-        so.tile = DefaultFluxTile(c.attn_block);
+        so.autotuner = &tuner;
         const int64_t weight_bytes = c10::cuda::CUDACachingAllocator::getDeviceStats(0)
                                          .allocated_bytes[0].current;
         // Working memory = peak − (input + weights) − output.

@@ -89,6 +89,7 @@ at::Tensor AttentionSequenceForward(const ModelConfig& c, const LayerWeights& w,
   LayerState no_adaptation;  // routing reads the checkpoint's prototypes
   at::Tensor out = at::empty({T, c.d_model}, x.options());
   std::vector<at::Tensor> traced_heads;
+  FluxTileConfig tile = opt.tile;
 
   for (int64_t a = 0; a < T; a += opt.row_chunk_tokens) {
     const int64_t n = std::min(opt.row_chunk_tokens, T - a), rows = n * nh;
@@ -216,7 +217,23 @@ at::Tensor AttentionSequenceForward(const ModelConfig& c, const LayerWeights& w,
       at::Tensor sig = at::sigmoid(w.mix_gate.to(at::kFloat)).index_select(0, r.heads.reshape({rows}));
       in.row_mix = (AlphaRows(c, a, n, dev).repeat_interleave(nh) * sig).contiguous();
     }
-    at::Tensor o = FluxForwardCuda(in, opt.tile).view({n, nh, hd});
+    if (a == 0 && opt.autotuner != nullptr) {
+      // Key by what the tile depends on; density = listed / causal key blocks.
+      TuneKey key;
+      key.device = FluxDeviceName();
+      key.dtype = dtype == at::kHalf ? "fp16" : "bf16";
+      key.head_dim = static_cast<int>(hd);
+      key.block = static_cast<int>(B);
+      key.pathway = std::string(AttnModeName(c.attn_mode));
+      key.tokens = T;
+      key.density = (lists >= 0).sum().item<double>() / static_cast<double>(nbc * KV) /
+                    (0.5 * static_cast<double>(i0 + i1 + 1));
+      absl::StatusOr<FluxTileConfig> chosen = opt.autotuner->Choose(
+          key, [&](const FluxTileConfig& t) { return TimeFluxForwardCuda(in, t); });
+      TORCH_CHECK(chosen.ok(), std::string(chosen.status().message()));
+      tile = *chosen;
+    }
+    at::Tensor o = FluxForwardCuda(in, tile).view({n, nh, hd});
     if (IsRouted(c)) {
       o = o * r.weights.unsqueeze(-1).to(o.scalar_type());
       o = at::zeros({n, H, hd}, o.options()).scatter(1, r.heads.unsqueeze(-1).expand({n, nh, hd}), o);

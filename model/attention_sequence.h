@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cuda/autotuner.h"
 #include "kernels/cuda/flux_tiles.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -31,7 +32,8 @@ struct SequenceOptions {
   // Query rows are processed this many tokens at a time, so working memory
   // does not grow with the sequence (a multiple of attn_block).
   int64_t row_chunk_tokens = 65536;
-  FluxTileConfig tile;
+  FluxTileConfig tile;              // used when no autotuner is given
+  Autotuner* autotuner = nullptr;   // chooses the tile on the first row chunk
   // Key and value storage dtype (the cache dtype); bf16 or fp16.
   at::ScalarType kv_dtype = at::kBFloat16;
   SequenceTrace* trace = nullptr;  // filled when set (costs host copies)

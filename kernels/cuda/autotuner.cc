@@ -47,25 +47,36 @@ int Autotuner::tunings() const {
   return tunings_;
 }
 
-absl::Status Autotuner::Load() {
-  std::lock_guard<std::mutex> lock(mu_);
-  loaded_ = true;
-  if (options_.cache_path.empty() || !std::filesystem::exists(options_.cache_path)) {
-    return absl::OkStatus();
-  }
-  std::ifstream in(options_.cache_path);
+namespace {
+
+// Reads one table file into `table` (entries already there are replaced).
+absl::Status ReadTable(const std::string& path, std::map<std::string, FluxTileConfig>* table) {
+  if (path.empty() || !std::filesystem::exists(path)) return absl::OkStatus();
+  std::ifstream in(path);
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object() || !j.contains("entries") || !j["entries"].is_object()) {
-    return absl::DataLossError(absl::StrCat(options_.cache_path, ": not a flux tuning cache"));
+    return absl::DataLossError(absl::StrCat(path, ": not a flux tuning table"));
   }
+  std::map<std::string, FluxTileConfig> read;
   for (const auto& [key, value] : j["entries"].items()) {
     if (!value.is_object() || !value.contains("block_n") || !value.contains("warps") ||
         !value["block_n"].is_number_integer() || !value["warps"].is_number_integer()) {
-      return absl::DataLossError(absl::StrCat(options_.cache_path, ": entry ", key, " is malformed"));
+      return absl::DataLossError(absl::StrCat(path, ": entry ", key, " is malformed"));
     }
-    table_[key] = FluxTileConfig{value["block_n"].get<int>(), value["warps"].get<int>()};
+    read[key] = FluxTileConfig{value["block_n"].get<int>(), value["warps"].get<int>()};
   }
+  for (auto& [key, tile] : read) (*table)[key] = tile;
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status Autotuner::Load() {
+  std::lock_guard<std::mutex> lock(mu_);
+  loaded_ = true;
+  absl::Status defaults = ReadTable(options_.defaults_path, &table_);
+  absl::Status cache = ReadTable(options_.cache_path, &table_);
+  return cache.ok() ? defaults : cache;
 }
 
 absl::Status Autotuner::Save() const {

@@ -34,7 +34,10 @@ struct TuneKey {
 
 struct AutotunerOptions {
   bool enabled = true;     // false: DefaultFluxTile, no timing, no file
-  std::string cache_path;  // "" = no persistence (tests); see CacheDirFromEnv
+  std::string cache_path;  // "" = no persistence (tests); see CachePathFromEnv
+  // A shipped table (same format) read before the cache, e.g.
+  // kernels/cuda/tuned/h100_flux_tuning.json; the cache's entries win.
+  std::string defaults_path;
 };
 
 // $PROTEUS_CACHE_DIR/flux_tuning.json, or "" when the variable is unset.

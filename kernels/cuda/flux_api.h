@@ -7,6 +7,9 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
 
 #include "kernels/cuda/flux_launch.h"
 
@@ -34,6 +37,15 @@ struct FluxCudaInputs {
   at::Tensor pre_slot;       // [key blocks] i32, or undefined (identity)
   at::Tensor out;            // [rows, hd] like q to write into, or undefined (allocated)
 };
+
+// Milliseconds of one FluxForwardCuda with `tile` (the median of `runs`
+// after one warm-up, CUDA events), for the autotuner. Writes `in.out` or a
+// scratch output.
+absl::StatusOr<double> TimeFluxForwardCuda(const FluxCudaInputs& in, const FluxTileConfig& tile,
+                                           int runs = 3);
+
+// The current CUDA device's name ("" without CUDA), for tuning keys.
+std::string FluxDeviceName();
 
 // Returns out [rows, hd] in q's dtype (`in.out` when given). Rows in no
 // group are left untouched. Throws c10::Error on bad input.

@@ -6,8 +6,14 @@
 
 namespace proteus {
 
-at::Tensor FluxForwardCuda(const FluxCudaInputs&, const FluxTileConfig&) {
-  TORCH_CHECK(false, "flux: this build has no CUDA kernels (configure CMake with -DPROTEUS_CUDA=ON)");
+constexpr char kNoCuda[] = "flux: this build has no CUDA kernels (configure CMake with -DPROTEUS_CUDA=ON)";
+
+at::Tensor FluxForwardCuda(const FluxCudaInputs&, const FluxTileConfig&) { TORCH_CHECK(false, kNoCuda); }
+
+absl::StatusOr<double> TimeFluxForwardCuda(const FluxCudaInputs&, const FluxTileConfig&, int) {
+  return absl::FailedPreconditionError(kNoCuda);
 }
+
+std::string FluxDeviceName() { return ""; }
 
 }  // namespace proteus

@@ -48,6 +48,62 @@ __device__ __forceinline__ void LoadTile(typename Tr::Elem* dst, const void* src
   }
 }
 
+// The same tile as LoadTile, copied asynchronously (cp.async); the caller
+// commits and waits.
+template <class Tr>
+__device__ __forceinline__ void LoadTileAsync(typename Tr::Elem* dst, const void* src_base,
+                                              const int32_t* slots, int64_t first,
+                                              const FluxParams& p, int kv) {
+  using T = typename Tr::Elem;
+  constexpr int D = Tr::kHeadDim, kChunks = D / 8;
+  const T* src = static_cast<const T*>(src_base);
+  for (int idx = threadIdx.x; idx < Tr::kBlockN * kChunks; idx += Tr::kThreads) {
+    const int n = idx / kChunks, c = (idx % kChunks) * 8;
+    const int64_t pos = first + n;
+    const T* from = src;  // any valid address when nothing is read
+    int bytes = 0;
+    if (pos < p.key_limit) {
+      const int64_t b = pos / p.block;
+      const int64_t slot = slots != nullptr ? slots[b] : b;
+      from = src + ((slot * p.block + pos % p.block) * p.kv_heads + kv) * D + c;
+      bytes = 16;
+    }
+    CpAsync16(dst + n * Tr::kLd + c, from, bytes);
+  }
+}
+
+// acc[16 rows × head_dim] += A(16 × 16, rows × k) · B(k0..k0+15, head_dim),
+// B stored k-major in shared memory (V, or the linear state S).
+template <class Tr>
+__device__ __forceinline__ void MmaRowTile(float (&acc)[Tr::kHeadDim / 8][4], const uint32_t (&a)[4],
+                                           const typename Tr::Elem* b, int k0, int lane) {
+  const int m = lane / 8, r = lane % 8;
+  for (int dt = 0; dt < Tr::kHeadDim / 8; dt += 2) {
+    uint32_t f[4];
+    LdMatrixX4Trans(f, b + (k0 + (m & 1) * 8 + r) * Tr::kLd + (dt + (m >> 1)) * 8);
+    const uint32_t b0[2] = {f[0], f[1]}, b1[2] = {f[2], f[3]};
+    Mma16816<typename Tr::Elem>(acc[dt], a, b0);
+    Mma16816<typename Tr::Elem>(acc[dt + 1], a, b1);
+  }
+}
+
+// Walks a group's list tile by tile: entry li (skipping −1), then its
+// key tiles sub = 0, kBlockN, … < block. li == list_len: done.
+struct TileCursor {
+  int li;
+  int sub;
+};
+__device__ __forceinline__ int NextEntry(const FluxParams& p, const int32_t* list, int li) {
+  while (li < p.list_len && list[li] < 0) ++li;
+  return li;
+}
+__device__ __forceinline__ TileCursor NextTile(const FluxParams& p, const int32_t* list,
+                                               TileCursor c, int block_n) {
+  c.sub += block_n;
+  if (c.sub < p.block) return c;
+  return {NextEntry(p, list, c.li + 1), 0};
+}
+
 template <class Tr>
 __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_constant__ FluxParams p) {
   using T = typename Tr::Elem;
@@ -60,23 +116,45 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
   if (first_row >= end_row) return;  // uniform across the CTA
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* ks = reinterpret_cast<T*>(smem_raw);
-  T* vs = ks + Tr::kTileElems;
-  T* state = vs + Tr::kTileElems;
+  T* tiles = reinterpret_cast<T*>(smem_raw);  // [stage][K, V][kTileElems]
+  T* state = tiles + 2 * Tr::kStages * Tr::kTileElems;
   float* z_state = reinterpret_cast<float*>(state + Tr::kStateElems);
+  auto k_tile = [&](int stage) { return tiles + (2 * stage) * Tr::kTileElems; };
+  auto v_tile = [&](int stage) { return tiles + (2 * stage + 1) * Tr::kTileElems; };
+  __shared__ long long cta_min_pos, cta_max_pos;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, qd = lane % 4;
   const int kv = p.group_kv[group];
   const int64_t query_block = p.group_block[group];
+  const int32_t* list = p.lists + static_cast<int64_t>(group) * p.list_len;
 
   // This thread's two rows (g and g + 8 of its warp's 16).
   int rows[2];
   int64_t pos[2];
+  if (threadIdx.x == 0) {
+    cta_min_pos = 0x7fffffffffffffffLL;
+    cta_max_pos = -1;
+  }
+  __syncthreads();
   for (int h = 0; h < 2; ++h) {
     const int local = first_row + warp * 16 + g + 8 * h;
     rows[h] = local < end_row ? p.group_rows[local] : -1;
     pos[h] = rows[h] >= 0 ? p.row_pos[rows[h]] : -1;  // -1: every key masked
+    if (pos[h] >= 0) {
+      atomicMin(&cta_min_pos, static_cast<long long>(pos[h]));
+      atomicMax(&cta_max_pos, static_cast<long long>(pos[h]));
+    }
   }
+
+  // Start loading the first tile while the queries come in.
+  TileCursor cur{NextEntry(p, list, 0), 0};
+  auto issue = [&](TileCursor c, int stage) {
+    const int64_t key0 = static_cast<int64_t>(list[c.li] & ~kFluxSelectedBit) * p.block + c.sub;
+    LoadTileAsync<Tr>(k_tile(stage), p.k, p.block_slot, key0, p, kv);
+    LoadTileAsync<Tr>(v_tile(stage), p.v, p.block_slot, key0, p, kv);
+    CpAsyncCommit();
+  };
+  if (cur.li < p.list_len) issue(cur, 0);
 
   // Q fragments in registers for the whole key loop.
   uint32_t qf[kSteps][4];
@@ -90,76 +168,86 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
       }
     }
   }
+  __syncthreads();  // cta_min_pos / cta_max_pos are final
+  const int64_t min_pos = cta_min_pos, max_pos = cta_max_pos;
 
   float acc[kDTiles][4] = {};
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};
   const float scale_log2 = p.softmax_scale * 1.4426950408889634f;
 
-  for (int li = 0; li < p.list_len; ++li) {
-    const int32_t entry = p.lists[static_cast<int64_t>(group) * p.list_len + li];
-    if (entry < 0) continue;
+  for (int stage = 0; cur.li < p.list_len; stage ^= 1) {
+    const TileCursor next = NextTile(p, list, cur, BN);
+    if (next.li < p.list_len) {
+      issue(next, stage ^ 1);
+      CpAsyncWait<1>();
+    } else {
+      CpAsyncWait<0>();
+    }
+    __syncthreads();
+    const T* ks = k_tile(stage);
+    const T* vs = v_tile(stage);
+    const int32_t entry = list[cur.li];
     const bool selected = (entry & kFluxSelectedBit) != 0;
-    const int64_t key_block = entry & ~kFluxSelectedBit;
-    for (int sub = 0; sub < p.block; sub += BN) {
-      const int64_t key0 = key_block * p.block + sub;
-      __syncthreads();  // the previous tile is no longer read
-      LoadTile<Tr, false>(ks, p.k, p.block_slot, key0, p, kv);
-      LoadTile<Tr, false>(vs, p.v, p.block_slot, key0, p, kv);
-      __syncthreads();
+    const int64_t key0 = static_cast<int64_t>(entry & ~kFluxSelectedBit) * p.block + cur.sub;
 
-      float s[kNTiles][4] = {};
-      for (int st = 0; st < kSteps; ++st) {
-        for (int nt = 0; nt < kNTiles; ++nt) {
-          const T* kr = ks + (nt * 8 + g) * kLd + st * 16 + 2 * qd;
-          const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kr),
-                                 *reinterpret_cast<const uint32_t*>(kr + 8)};
-          Mma16816<T>(s[nt], qf[st], b);
-        }
-      }
-      // Mask (DESIGN §2.8 "Softmax part") and online softmax.
-      float tile_max[2] = {-INFINITY, -INFINITY};
+    float s[kNTiles][4] = {};
+    for (int st = 0; st < kSteps; ++st) {
       for (int nt = 0; nt < kNTiles; ++nt) {
-        for (int e = 0; e < 4; ++e) {
-          const int h = e / 2;
-          const int64_t key = key0 + nt * 8 + 2 * qd + (e & 1);
-          const int64_t t = pos[h];
-          const bool allowed = key <= t && (key < p.sinks || key > t - p.window || selected);
-          s[nt][e] = allowed ? s[nt][e] * scale_log2 : -INFINITY;
-          tile_max[h] = fmaxf(tile_max[h], s[nt][e]);
-        }
-      }
-      float use_max[2];
-      for (int h = 0; h < 2; ++h) {
-        const float m = fmaxf(row_max[h], QuadMax(tile_max[h]));
-        use_max[h] = m == -INFINITY ? 0.f : m;  // nothing allowed yet: keep zeros
-        const float correction = exp2f(row_max[h] - use_max[h]);
-        row_max[h] = m;
-        row_sum[h] *= correction;
-        for (int dt = 0; dt < kDTiles; ++dt) {
-          acc[dt][2 * h] *= correction;
-          acc[dt][2 * h + 1] *= correction;
-        }
-      }
-      for (int nt = 0; nt < kNTiles; ++nt) {
-        for (int e = 0; e < 4; ++e) {
-          s[nt][e] = exp2f(s[nt][e] - use_max[e / 2]);
-          row_sum[e / 2] += s[nt][e];
-        }
-      }
-      // P·V: two adjacent S tiles form one A fragment.
-      for (int kk = 0; kk < BN / 16; ++kk) {
-        const uint32_t a[4] = {Pack<T>(s[2 * kk][0], s[2 * kk][1]),
-                               Pack<T>(s[2 * kk][2], s[2 * kk][3]),
-                               Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                               Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
-        for (int dt = 0; dt < kDTiles; ++dt) {
-          const T* vr = vs + (kk * 16 + 2 * qd) * kLd + dt * 8 + g;
-          const uint32_t b[2] = {PackPair(vr[0], vr[kLd]), PackPair(vr[8 * kLd], vr[9 * kLd])};
-          Mma16816<T>(acc[dt], a, b);
-        }
+        const T* kr = ks + (nt * 8 + g) * kLd + st * 16 + 2 * qd;
+        const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kr),
+                               *reinterpret_cast<const uint32_t*>(kr + 8)};
+        Mma16816<T>(s[nt], qf[st], b);
       }
     }
+    // Mask (DESIGN §2.8 "Softmax part"), skipped where the whole tile is
+    // allowed for every row of the CTA, and online softmax.
+    const int64_t key_last = key0 + BN - 1;
+    const bool all_allowed =
+        key_last <= min_pos && (selected || key_last < p.sinks || key0 > max_pos - p.window);
+    float tile_max[2] = {-INFINITY, -INFINITY};
+    for (int nt = 0; nt < kNTiles; ++nt) {
+      for (int e = 0; e < 4; ++e) {
+        const int h = e / 2;
+        bool allowed = true;
+        if (!all_allowed) {
+          const int64_t key = key0 + nt * 8 + 2 * qd + (e & 1);
+          const int64_t t = pos[h];
+          allowed = key <= t && (key < p.sinks || key > t - p.window || selected);
+        }
+        s[nt][e] = allowed ? s[nt][e] * scale_log2 : -INFINITY;
+        tile_max[h] = fmaxf(tile_max[h], s[nt][e]);
+      }
+    }
+    float use_max[2];
+    for (int h = 0; h < 2; ++h) {
+      const float m = fmaxf(row_max[h], QuadMax(tile_max[h]));
+      use_max[h] = m == -INFINITY ? 0.f : m;  // nothing allowed yet: keep zeros
+      const float correction = exp2f(row_max[h] - use_max[h]);
+      row_max[h] = m;
+      row_sum[h] *= correction;
+      for (int dt = 0; dt < kDTiles; ++dt) {
+        acc[dt][2 * h] *= correction;
+        acc[dt][2 * h + 1] *= correction;
+      }
+    }
+    for (int nt = 0; nt < kNTiles; ++nt) {
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = exp2f(s[nt][e] - use_max[e / 2]);
+        row_sum[e / 2] += s[nt][e];
+      }
+    }
+    // P·V: two adjacent S tiles form one A fragment.
+    for (int kk = 0; kk < BN / 16; ++kk) {
+      const uint32_t a[4] = {Pack<T>(s[2 * kk][0], s[2 * kk][1]),
+                             Pack<T>(s[2 * kk][2], s[2 * kk][3]),
+                             Pack<T>(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                             Pack<T>(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      MmaRowTile<Tr>(acc, a, vs, kk * 16, lane);
+    }
+    __syncthreads();  // this stage is free for the tile after next
+    cur = next;
   }
+
   float inv_sum[2];
   for (int h = 0; h < 2; ++h) {
     const float total = QuadSum(row_sum[h]);
@@ -207,18 +295,14 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
       }
     }
     float num[kDTiles][4] = {};
-    for (int st = 0; st < kSteps; ++st) {
-      for (int dt = 0; dt < kDTiles; ++dt) {
-        const T* sr = state + (st * 16 + 2 * qd) * kLd + dt * 8 + g;
-        const uint32_t b[2] = {PackPair(sr[0], sr[kLd]), PackPair(sr[8 * kLd], sr[9 * kLd])};
-        Mma16816<T>(num[dt], pf[st], b);
-      }
-    }
+    for (int st = 0; st < kSteps; ++st) MmaRowTile<Tr>(num, pf[st], state, st * 16, lane);
     // The window-edge block: its keys j ≤ t − W are in the linear part too.
     const int64_t edge = query_block - p.window / p.block;
     if (edge >= 0) {
       for (int sub = 0; sub < p.block; sub += BN) {
         const int64_t key0 = edge * p.block + sub;
+        T* ks = k_tile(0);
+        T* vs = v_tile(0);
         __syncthreads();
         LoadTile<Tr, true>(ks, p.k_pre, p.pre_slot, key0, p, kv);
         LoadTile<Tr, false>(vs, p.v, p.block_slot, key0, p, kv);
@@ -244,11 +328,7 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
                                  Pack<T>(w[2 * kk][2], w[2 * kk][3]),
                                  Pack<T>(w[2 * kk + 1][0], w[2 * kk + 1][1]),
                                  Pack<T>(w[2 * kk + 1][2], w[2 * kk + 1][3])};
-          for (int dt = 0; dt < kDTiles; ++dt) {
-            const T* vr = vs + (kk * 16 + 2 * qd) * kLd + dt * 8 + g;
-            const uint32_t b[2] = {PackPair(vr[0], vr[kLd]), PackPair(vr[8 * kLd], vr[9 * kLd])};
-            Mma16816<T>(num[dt], a, b);
-          }
+          MmaRowTile<Tr>(num, a, vs, kk * 16, lane);
         }
       }
     }

@@ -17,12 +17,14 @@ struct FluxTraits {
   // stores aligned and spreads fragment reads over all 32 banks.
   static constexpr int kLd = kHeadDim + 8;
   static constexpr int kTileElems = kBlockN * kLd;
-  // K tile, V tile, then the linear state (kHeadDim rows) and z (fp32).
+  // Two stages of (K tile, V tile) so the next tile loads while this one is
+  // computed, then the linear state (kHeadDim rows) and z (fp32).
+  static constexpr int kStages = 2;
   static constexpr int kStateElems = kHeadDim * kLd;
   static constexpr int kSmemBytes =
-      (2 * kTileElems + kStateElems) * 2 + kHeadDim * static_cast<int>(sizeof(float));
+      (2 * kStages * kTileElems + kStateElems) * 2 + kHeadDim * static_cast<int>(sizeof(float));
 
-  static_assert(kHeadDim % 16 == 0 && kHeadDim <= 256, "head_dim: a multiple of 16, at most 256");
+  static_assert(kHeadDim % 16 == 0 && kHeadDim <= 128, "head_dim: a multiple of 16, at most 128");
   static_assert(kBlockN % 16 == 0, "kBlockN: a multiple of the MMA's k (16)");
   static_assert(kWarps >= 1 && kWarps <= 8, "kWarps: 1..8");
 };

@@ -108,3 +108,30 @@ TEST(AutotunerTest, KeysBucketLengthAndDensity) {
 
 }  // namespace
 }  // namespace proteus
+
+namespace proteus {
+namespace {
+
+TEST(AutotunerTest, ShippedDefaultsAnswerWithoutTimingAndTheCacheWins) {
+  const std::string defaults = CachePath("defaults");
+  fs::create_directories(fs::path(defaults).parent_path());
+  std::ofstream(defaults) << R"({"entries": {")" << Key().ToString()
+                          << R"(": {"block_n": 64, "warps": 4}}})";
+  FakeTimer timer;
+  Autotuner tuner({true, "", defaults});
+  absl::StatusOr<FluxTileConfig> tile =
+      tuner.Choose(Key(), [&](const FluxTileConfig& t) { return timer(t); });
+  ASSERT_TRUE(tile.ok());
+  EXPECT_EQ(timer.calls, 0);
+  EXPECT_EQ(tile->block_n, 64);
+  EXPECT_EQ(tile->warps, 4);
+}
+
+TEST(AutotunerTest, TheShippedH100TableParses) {
+  Autotuner tuner({true, "", "kernels/cuda/tuned/h100_flux_tuning.json"});
+  ASSERT_TRUE(tuner.Load().ok());
+  EXPECT_GE(tuner.size(), 10u);
+}
+
+}  // namespace
+}  // namespace proteus
