@@ -40,4 +40,7 @@ else
   echo "=== [cuda build] skipped: no CUDA Toolkit (nvcc) on this machine"
 fi
 
+# The HIP build of the same kernels, compiled for gfx90a and gfx1100 (installs hipcc if missing).
+run "hip build" bash tools/hip_check.sh || fail $?
+
 echo "=== all stages passed"

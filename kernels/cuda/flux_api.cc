@@ -95,7 +95,8 @@ at::Tensor FluxForwardCuda(const FluxCudaInputs& in, const FluxTileConfig& tile)
     p.k_pre = in.k_pre.data_ptr();
     p.pre_slot = OptionalI32(in.pre_slot, "pre_slot");
   }
-  const std::string error = RunFluxForward(p, tile, at::cuda::getCurrentCUDAStream());
+  const std::string error =
+      RunFluxForward(p, tile, static_cast<void*>(at::cuda::getCurrentCUDAStream().stream()));
   TORCH_CHECK(error.empty(), error);
   return out;
 }

@@ -4,7 +4,7 @@
 #ifndef PROTEUS_KERNELS_CUDA_FLUX_FWD_H_
 #define PROTEUS_KERNELS_CUDA_FLUX_FWD_H_
 
-#include <cuda_runtime.h>
+#include "kernels/cuda/gpu_portability.h"
 
 #include "kernels/cuda/flux_params.h"
 #include "kernels/cuda/flux_tiles.h"

@@ -3,8 +3,6 @@
 #ifndef PROTEUS_KERNELS_CUDA_FLUX_FWD_LAUNCH_CUH_
 #define PROTEUS_KERNELS_CUDA_FLUX_FWD_LAUNCH_CUH_
 
-#include <cuda_runtime.h>
-
 #include "kernels/cuda/flux_fwd.h"
 #include "kernels/cuda/flux_kernel.cuh"
 
@@ -15,8 +13,9 @@ template <int kHeadDim, int kBlockN, int kWarps, typename Elem>
 cudaError_t Launch(const FluxParams& p, cudaStream_t stream) {
   using Tr = FluxTraits<kHeadDim, kBlockN, kWarps, Elem>;
   auto kernel = FluxForwardKernel<Tr>;
-  cudaError_t err =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Tr::kSmemBytes);
+  cudaError_t err = cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         Tr::kSmemBytes);
   if (err != cudaSuccess) return err;
   // Groups on x (up to 2^31 − 1), row tiles of a group on y.
   const dim3 grid(p.num_groups, (p.max_group_rows + Tr::kBlockM - 1) / Tr::kBlockM);
@@ -44,8 +43,8 @@ cudaError_t DispatchTile(const FluxParams& p, const FluxTileConfig& tile, cudaSt
   template <>                                                                                    \
   cudaError_t LaunchFluxHeadDim<D>(const FluxParams& p, const FluxTileConfig& tile,              \
                                    cudaStream_t stream) {                                        \
-    return p.is_bf16 ? flux::DispatchTile<D, __nv_bfloat16>(p, tile, stream)                     \
-                     : flux::DispatchTile<D, __half>(p, tile, stream);                           \
+    return p.is_bf16 ? flux::DispatchTile<D, flux::Bf16>(p, tile, stream)                     \
+                     : flux::DispatchTile<D, flux::Fp16>(p, tile, stream);                           \
   }
 
 }  // namespace proteus

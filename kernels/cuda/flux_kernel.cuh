@@ -6,12 +6,11 @@
 #ifndef PROTEUS_KERNELS_CUDA_FLUX_KERNEL_CUH_
 #define PROTEUS_KERNELS_CUDA_FLUX_KERNEL_CUH_
 
-#include <cuda_runtime.h>
-
 #include <cstdint>
 #include <type_traits>
 
 #include "kernels/cuda/flux_params.h"
+#include "kernels/cuda/gpu_portability.h"
 #include "kernels/cuda/flux_traits.cuh"
 #include "kernels/cuda/mma.cuh"
 
@@ -77,6 +76,7 @@ __device__ __forceinline__ void LoadTileAsync(typename Tr::Elem* dst, const void
 template <class Tr>
 __device__ __forceinline__ void MmaRowTile(float (&acc)[Tr::kHeadDim / 8][4], const uint32_t (&a)[4],
                                            const typename Tr::Elem* b, int k0, int lane) {
+#ifndef PROTEUS_HIP
   const int m = lane / 8, r = lane % 8;
   for (int dt = 0; dt < Tr::kHeadDim / 8; dt += 2) {
     uint32_t f[4];
@@ -85,6 +85,22 @@ __device__ __forceinline__ void MmaRowTile(float (&acc)[Tr::kHeadDim / 8][4], co
     Mma16816<typename Tr::Elem>(acc[dt], a, b0);
     Mma16816<typename Tr::Elem>(acc[dt + 1], a, b1);
   }
+#else
+  // No ldmatrix: each lane reads its B elements (k = 2q, 2q+1 and +8, n = g).
+  using T = typename Tr::Elem;
+  const int g = lane / 4, q = lane % 4;
+  auto pair = [&](const T* p) {
+    uint16_t lo, hi;
+    memcpy(&lo, p, 2);
+    memcpy(&hi, p + Tr::kLd, 2);
+    return static_cast<uint32_t>(lo) | (static_cast<uint32_t>(hi) << 16);
+  };
+  for (int dt = 0; dt < Tr::kHeadDim / 8; ++dt) {
+    const T* col = b + (k0 + 2 * q) * Tr::kLd + dt * 8 + g;
+    const uint32_t frag[2] = {pair(col), pair(col + 8 * Tr::kLd)};
+    Mma16816<T>(acc[dt], a, frag);
+  }
+#endif
 }
 
 // Walks a group's list tile by tile: entry li (skipping −1), then its
@@ -105,7 +121,7 @@ __device__ __forceinline__ TileCursor NextTile(const FluxParams& p, const int32_
 }
 
 template <class Tr>
-__global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_constant__ FluxParams p) {
+__global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const PROTEUS_GRID_CONSTANT FluxParams p) {
   using T = typename Tr::Elem;
   constexpr int D = Tr::kHeadDim, BN = Tr::kBlockN, kLd = Tr::kLd;
   constexpr int kSteps = D / 16, kDTiles = D / 8, kNTiles = BN / 8;
@@ -121,7 +137,8 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
   float* z_state = reinterpret_cast<float*>(state + Tr::kStateElems);
   auto k_tile = [&](int stage) { return tiles + (2 * stage) * Tr::kTileElems; };
   auto v_tile = [&](int stage) { return tiles + (2 * stage + 1) * Tr::kTileElems; };
-  __shared__ long long cta_min_pos, cta_max_pos;
+  // Every CTA that gets here has at least one row, so 0 is a safe start for the max.
+  __shared__ unsigned long long cta_min_pos, cta_max_pos;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, qd = lane % 4;
   const int kv = p.group_kv[group];
@@ -132,8 +149,8 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
   int rows[2];
   int64_t pos[2];
   if (threadIdx.x == 0) {
-    cta_min_pos = 0x7fffffffffffffffLL;
-    cta_max_pos = -1;
+    cta_min_pos = ~0ULL;
+    cta_max_pos = 0;
   }
   __syncthreads();
   for (int h = 0; h < 2; ++h) {
@@ -141,8 +158,8 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
     rows[h] = local < end_row ? p.group_rows[local] : -1;
     pos[h] = rows[h] >= 0 ? p.row_pos[rows[h]] : -1;  // -1: every key masked
     if (pos[h] >= 0) {
-      atomicMin(&cta_min_pos, static_cast<long long>(pos[h]));
-      atomicMax(&cta_max_pos, static_cast<long long>(pos[h]));
+      atomicMin(&cta_min_pos, static_cast<unsigned long long>(pos[h]));
+      atomicMax(&cta_max_pos, static_cast<unsigned long long>(pos[h]));
     }
   }
 
@@ -169,7 +186,8 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const __grid_c
     }
   }
   __syncthreads();  // cta_min_pos / cta_max_pos are final
-  const int64_t min_pos = cta_min_pos, max_pos = cta_max_pos;
+  const int64_t min_pos = static_cast<int64_t>(cta_min_pos);
+  const int64_t max_pos = static_cast<int64_t>(cta_max_pos);
 
   float acc[kDTiles][4] = {};
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.f, 0.f};

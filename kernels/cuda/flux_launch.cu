@@ -1,8 +1,6 @@
 // Host side of the flux kernel: checks the tile and dispatches on head_dim.
 #include "kernels/cuda/flux_launch.h"
 
-#include <cuda_runtime.h>
-
 #include <string>
 
 #include "kernels/cuda/flux_fwd.h"
@@ -27,7 +25,8 @@ cudaError_t DispatchHeadDim(const FluxParams& p, const FluxTileConfig& tile, cud
 
 }  // namespace
 
-std::string RunFluxForward(const FluxParams& p, const FluxTileConfig& tile, CUstream_st* stream) {
+std::string RunFluxForward(const FluxParams& p, const FluxTileConfig& tile, void* stream_ptr) {
+  const cudaStream_t stream = static_cast<cudaStream_t>(stream_ptr);
   if (p.num_groups == 0 || p.max_group_rows == 0) return "";
   if (p.block % tile.block_n != 0) {
     return "flux: tile block_n " + std::to_string(tile.block_n) + " does not divide attn_block " +

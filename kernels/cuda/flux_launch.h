@@ -7,16 +7,13 @@
 #include "kernels/cuda/flux_params.h"
 #include "kernels/cuda/flux_tiles.h"
 
-// cudaStream_t without the CUDA headers, so torch-side code needs no CUDA
-// include path.
-struct CUstream_st;
-
 namespace proteus {
 
-// Launches on `stream`. Returns "" on success, else what went wrong.
+// Launches on `stream` (a cudaStream_t or hipStream_t; void* keeps the CUDA
+// and HIP headers out of torch-side code). Returns "" on success, else what went wrong.
 // REQUIRES: head_dim ∈ {16, 32, 64, 128}; block % tile.block_n == 0.
 std::string RunFluxForward(const FluxParams& params, const FluxTileConfig& tile,
-                           CUstream_st* stream);
+                           void* stream);
 
 }  // namespace proteus
 

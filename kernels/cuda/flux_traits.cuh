@@ -7,7 +7,7 @@ namespace proteus::flux {
 
 template <int kHeadDim_, int kBlockN_, int kWarps_, typename Elem_>
 struct FluxTraits {
-  using Elem = Elem_;  // __nv_bfloat16 or __half
+  using Elem = Elem_;  // flux::Bf16 or flux::Fp16 (gpu_portability.h)
   static constexpr int kHeadDim = kHeadDim_;
   static constexpr int kBlockN = kBlockN_;  // keys per K/V tile
   static constexpr int kWarps = kWarps_;

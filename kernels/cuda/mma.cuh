@@ -11,48 +11,35 @@
 #ifndef PROTEUS_KERNELS_CUDA_MMA_CUH_
 #define PROTEUS_KERNELS_CUDA_MMA_CUH_
 
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
 #include <cstdint>
+#include <type_traits>
+
+#include "kernels/cuda/gpu_portability.h"
 
 namespace proteus::flux {
 
 template <typename T>
-struct Half2Of;
-template <>
-struct Half2Of<__nv_bfloat16> {
-  using type = __nv_bfloat162;
-  static __device__ __forceinline__ type Make(float a, float b) {
-    return __floats2bfloat162_rn(a, b);
-  }
-};
-template <>
-struct Half2Of<__half> {
-  using type = __half2;
-  static __device__ __forceinline__ type Make(float a, float b) { return __floats2half2_rn(a, b); }
-};
+__device__ __forceinline__ float ToFloat(T x) {
+  return static_cast<float>(x);
+}
 
+// Two floats rounded to T, packed low | high << 16.
 template <typename T>
 __device__ __forceinline__ uint32_t Pack(float a, float b) {
-  typename Half2Of<T>::type h = Half2Of<T>::Make(a, b);
-  return *reinterpret_cast<uint32_t*>(&h);
+  T lo(a), hi(b);
+  uint16_t l, h;
+  memcpy(&l, &lo, 2);
+  memcpy(&h, &hi, 2);
+  return static_cast<uint32_t>(l) | (static_cast<uint32_t>(h) << 16);
 }
 
-template <typename T>
-__device__ __forceinline__ float ToFloat(T x) {
-  if constexpr (sizeof(T) == 2 && std::is_same_v<T, __nv_bfloat16>) {
-    return __bfloat162float(x);
-  } else {
-    return __half2float(x);
-  }
-}
+#ifndef PROTEUS_HIP
 
 // d = a·b + d for one 16×8×16 tile.
 template <typename T>
 __device__ __forceinline__ void Mma16816(float (&d)[4], const uint32_t (&a)[4],
                                          const uint32_t (&b)[2]) {
-  if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+  if constexpr (std::is_same_v<T, Bf16>) {
     asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
         "{%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
@@ -89,14 +76,66 @@ __device__ __forceinline__ void CpAsyncWait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
 }
 
+__device__ __forceinline__ float ShuffleXor(float x, int mask) {
+  return __shfl_xor_sync(0xffffffff, x, mask);
+}
+
+#else  // PROTEUS_HIP: the same fragments, computed without NVIDIA-only instructions.
+
+template <typename T>
+__device__ __forceinline__ float Low(uint32_t pair) {
+  T x;
+  const uint16_t bits = static_cast<uint16_t>(pair & 0xffff);
+  memcpy(&x, &bits, 2);
+  return static_cast<float>(x);
+}
+template <typename T>
+__device__ __forceinline__ float High(uint32_t pair) {
+  return Low<T>(pair >> 16);
+}
+
+// The m16n8k16 MMA with the same register layout, from 32-lane shuffles
+// (width 32, so a 64-wide wavefront acts as two independent warps).
+template <typename T>
+__device__ __forceinline__ void Mma16816(float (&d)[4], const uint32_t (&a)[4],
+                                         const uint32_t (&b)[2]) {
+  const int lane = threadIdx.x % 32, g = lane / 4, q = lane % 4;
+  for (int half = 0; half < 2; ++half) {
+    for (int kp = 0; kp < 4; ++kp) {
+      const uint32_t a_lo = __shfl(a[2 * half], g * 4 + kp, 32);      // row g
+      const uint32_t a_hi = __shfl(a[2 * half + 1], g * 4 + kp, 32);  // row g + 8
+      const uint32_t b0 = __shfl(b[half], (2 * q) * 4 + kp, 32);      // col 2q
+      const uint32_t b1 = __shfl(b[half], (2 * q + 1) * 4 + kp, 32);  // col 2q + 1
+      d[0] += Low<T>(a_lo) * Low<T>(b0) + High<T>(a_lo) * High<T>(b0);
+      d[1] += Low<T>(a_lo) * Low<T>(b1) + High<T>(a_lo) * High<T>(b1);
+      d[2] += Low<T>(a_hi) * Low<T>(b0) + High<T>(a_hi) * High<T>(b0);
+      d[3] += Low<T>(a_hi) * Low<T>(b1) + High<T>(a_hi) * High<T>(b1);
+    }
+  }
+}
+
+// Synchronous stand-ins: the pipeline's structure stays, without overlap.
+__device__ __forceinline__ void CpAsync16(void* dst, const void* src, int src_bytes) {
+  uint4 v = make_uint4(0, 0, 0, 0);
+  if (src_bytes == 16) v = *static_cast<const uint4*>(src);
+  *static_cast<uint4*>(dst) = v;
+}
+__device__ __forceinline__ void CpAsyncCommit() {}
+template <int kPending>
+__device__ __forceinline__ void CpAsyncWait() {}
+
+__device__ __forceinline__ float ShuffleXor(float x, int mask) { return __shfl_xor(x, mask, 32); }
+
+#endif  // PROTEUS_HIP
+
 // Max and sum over the 4 lanes of a quad (the lanes sharing rows g, g+8).
 __device__ __forceinline__ float QuadMax(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffff, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffff, x, 2));
+  x = fmaxf(x, ShuffleXor(x, 1));
+  return fmaxf(x, ShuffleXor(x, 2));
 }
 __device__ __forceinline__ float QuadSum(float x) {
-  x += __shfl_xor_sync(0xffffffff, x, 1);
-  return x + __shfl_xor_sync(0xffffffff, x, 2);
+  x += ShuffleXor(x, 1);
+  return x + ShuffleXor(x, 2);
 }
 
 }  // namespace proteus::flux
