@@ -4,7 +4,8 @@ find_package(nlohmann_json 3 REQUIRED)
 find_package(GTest REQUIRED)
 find_package(Threads REQUIRED)
 
-# Needed only by server/ and telemetry/, which are not built yet: optional for now.
-find_package(Protobuf QUIET)
-find_package(gRPC CONFIG QUIET)
+# The wire API and the server (proto/, server/, client/).
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+# Needed only by telemetry/, which is not built yet: optional for now.
 find_package(prometheus-cpp CONFIG QUIET)

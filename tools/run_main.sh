@@ -1,23 +1,44 @@
 #!/usr/bin/env bash
-# The main command: setup, build the encoder demo with Bazel, run it.
+# The main command: setup, build the server, client and offline encoder with Bazel, run the
+# server demo.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tools/env.sh
 
 bash tools/setup_debian.sh
-bazel build --jobs=2 //tools/encode:proteus_encode
+bazel build --jobs=2 //tools/encode:proteus_encode //server:proteus_server //client:proteus
 
-# The demo: a deterministic random model of the default config (until a trained
-# model ships in models/), then one document encoded whole and its summary printed.
+# The demo: proteus_server on its embedded default (a deterministic random model of the default
+# config, until a trained model ships in models/), then one document streamed through it with
+# the `proteus` client, then a graceful shutdown.
 run_demo() {
   local input=${1:-README.md}
   local work=build/demo
-  local encode=bazel-bin/tools/encode/proteus_encode
+  local server=bazel-bin/server/proteus_server client=bazel-bin/client/proteus
   mkdir -p "$work"
-  echo '{}' >"$work/default-config.json"   # every field at its DESIGN.md default
-  "$encode" --init-checkpoint "$work/random-default" --config "$work/default-config.json" --seed 0
-  echo "note: this is a random-initialised model: embeddings are deterministic, not meaningful" >&2
-  "$encode" --model "$work/random-default" --input "$input" --out "$work/encoded.safetensors"
+  rm -f "$work/server.log"
+  # Port 0: any free port; the server logs the one it bound.
+  "$server" --listen 127.0.0.1:0 --device auto 2>"$work/server.log" &
+  local pid=$!
+  trap 'kill -TERM '"$pid"' 2>/dev/null || true' EXIT
+  local address=""
+  for _ in $(seq 1 300); do   # loading and warming up the default model takes seconds
+    address=$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' "$work/server.log" | head -n1)
+    if [[ -n $address ]] && "$client" --server "$address" health >/dev/null 2>&1; then break; fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      cat "$work/server.log" >&2
+      echo "demo: proteus_server exited before it was SERVING" >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+  cat "$work/server.log" >&2
+  "$client" --server "$address" health
+  "$client" --server "$address" encode "$input" --out "$work/encoded.safetensors"
+  kill -TERM "$pid"
+  wait "$pid"
+  trap - EXIT
+  tail -n 2 "$work/server.log" >&2
   echo "wrote $work/encoded.safetensors"
 }
 

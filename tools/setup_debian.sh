@@ -22,6 +22,7 @@ packages=(
   bazel-bootstrap bazel-rules-java bazel-rules-proto
   libabsl-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev
+  openssl   # the server's TLS tests make their certificates with the openssl command
 )
 command -v python3 >/dev/null || packages+=(python3)
 missing=()

@@ -1,0 +1,148 @@
+#include "server/session_manager.h"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+
+namespace proteus::server {
+
+std::string NewSessionId() {
+  unsigned char bytes[16];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    const ssize_t n = getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      // No OS randomness is a broken host: ids would be guessable, so refuse to go on.
+      std::fprintf(stderr, "proteus_server: getrandom failed: %s\n", std::strerror(errno));
+      std::abort();
+    }
+    got += static_cast<size_t>(n);
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+SessionManager::SessionManager(Options options) : options_(std::move(options)) {
+  if (options_.reap_interval > absl::ZeroDuration()) {
+    reaper_ = std::thread([this] { ReaperLoop(); });
+  }
+}
+
+SessionManager::~SessionManager() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    reaper_cv_.Signal();
+  }
+  if (reaper_.joinable()) reaper_.join();
+}
+
+int SessionManager::ActiveLocked() const {
+  int n = transient_->load();
+  for (const auto& [id, session] : sessions_) n += session->holds_state() ? 1 : 0;
+  return n;
+}
+
+absl::Status SessionManager::CheckCapacityLocked() const {
+  if (ActiveLocked() >= options_.max_sessions) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "this server already holds its max_sessions (", options_.max_sessions,
+        ") open documents; finish a document, wait for idle sessions to expire (",
+        absl::FormatDuration(options_.idle_timeout), "), or retry later"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<DocumentSession>> SessionManager::Create(
+    Principal owner, const SessionOptions& options) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckCapacityLocked(); !s.ok()) return s;
+  std::string id = NewSessionId();
+  auto session = std::make_shared<DocumentSession>(id, owner, options, Now());
+  sessions_.emplace(std::move(id), session);
+  return session;
+}
+
+absl::StatusOr<std::shared_ptr<DocumentSession>> SessionManager::CreateTransient(
+    Principal owner, const SessionOptions& options) {
+  absl::MutexLock lock(&mu_);
+  if (absl::Status s = CheckCapacityLocked(); !s.ok()) return s;
+  transient_->fetch_add(1);
+  std::shared_ptr<std::atomic<int>> count = transient_;
+  return std::shared_ptr<DocumentSession>(
+      new DocumentSession("unary", owner, options, Now()), [count](DocumentSession* s) {
+        delete s;
+        count->fetch_sub(1);
+      });
+}
+
+absl::StatusOr<std::shared_ptr<DocumentSession>> SessionManager::Find(const std::string& id,
+                                                                      Principal caller) const {
+  bool well_formed = id.size() == 32;
+  for (char c : id) well_formed &= absl::ascii_isxdigit(c) && !absl::ascii_isupper(c);
+  if (!well_formed) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "session_id: expected the 32 lowercase hex digits of a SessionOpened.session_id, got \"",
+        absl::CEscape(id.substr(0, 64)), "\""));
+  }
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) {
+    return absl::NotFoundError(absl::StrCat(
+        "session ", id, " is unknown: it never existed, expired after ",
+        absl::FormatDuration(options_.idle_timeout),
+        " idle, or the server restarted; start a new session"));
+  }
+  if (it->second->owner() != caller) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("session ", id, " was created with another bearer token"));
+  }
+  return it->second;
+}
+
+int SessionManager::ReapIdle() {
+  const absl::Time now = Now();
+  std::vector<std::shared_ptr<DocumentSession>> gone;  // freed outside the lock
+  absl::MutexLock lock(&mu_);
+  for (auto it = sessions_.begin(); it != sessions_.end();) {
+    if (it->second->ExpireIfIdle(now, options_.idle_timeout)) {
+      gone.push_back(std::move(it->second));
+      it = sessions_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return static_cast<int>(gone.size());
+}
+
+int SessionManager::active() const {
+  absl::MutexLock lock(&mu_);
+  return ActiveLocked();
+}
+
+int SessionManager::size() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(sessions_.size());
+}
+
+void SessionManager::ReaperLoop() {
+  const absl::Duration interval =
+      std::min(options_.reap_interval, std::max(options_.idle_timeout / 4, absl::Milliseconds(10)));
+  absl::MutexLock lock(&mu_);
+  while (!stopping_) {
+    reaper_cv_.WaitWithTimeout(&mu_, interval);
+    if (stopping_) break;
+    mu_.Unlock();
+    ReapIdle();
+    mu_.Lock();
+  }
+}
+
+}  // namespace proteus::server
