@@ -40,6 +40,9 @@ else
   echo "=== [cuda build] skipped: no CUDA Toolkit (nvcc) on this machine"
 fi
 
+# Deployment files: YAML, Kubernetes schemas, promtool, Envoy clusters, Dockerfile build steps.
+run "deploy checks" bash deploy/check.sh || fail $?
+
 # The HIP build of the same kernels, compiled for gfx90a and gfx1100 (installs hipcc if missing).
 run "hip build" bash tools/hip_check.sh || fail $?
 
