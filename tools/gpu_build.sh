@@ -17,6 +17,8 @@ if [[ ! -d $deps/usr ]]; then
   mkdir -p "$deps" && tar -xzf "$deps_tgz" -C "$deps"
 fi
 lib=$deps/usr/lib/x86_64-linux-gnu
+# protoc and grpc_cpp_plugin (build time) and the tests find the extracted libraries.
+export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
 # LibTorch of the installed PyTorch; everything we link must share its C++ ABI.
 torch_prefix=$("$python" -c 'import torch; print(torch.utils.cmake_prefix_path)')
@@ -44,7 +46,6 @@ if [[ $stage == build || $stage == all ]]; then
   cmake --build "$build" -j "$(nproc)" "${targets[@]}"
 fi
 if [[ $stage == test || $stage == all ]]; then
-  export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"  # protoc at build time
   ctest --test-dir "$build" --output-on-failure
 fi
 if [[ $stage == bench ]]; then
