@@ -15,6 +15,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "model/file_util.h"
+#include "model/strict_json.h"
 
 namespace proteus {
 namespace {
@@ -82,61 +84,22 @@ absl::Status FieldError(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 
-// A short rendering of a JSON value for messages; containers by type only so
-// a hostile value can neither flood the message nor recurse deeply.
-std::string Describe(const Json& v) {
-  if (v.is_structured()) return v.type_name();
-  std::string s = v.dump();
-  if (s.size() > 40) s = s.substr(0, 37) + "...";
-  return s;
-}
+std::string Describe(const Json& v) { return DescribeJson(v); }
 
-// Parses JSON, rejecting duplicate keys (nlohmann would keep the last one
-// silently) and absurd nesting. Errors are prefixed with `what`.
-absl::StatusOr<Json> ParseStrictJson(std::string_view text,
-                                     absl::string_view what) {
-  std::vector<std::set<std::string>> open;  // keys seen, per open container
-  std::string duplicate;
-  bool too_deep = false;
-  auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
-        open.emplace_back();
-        if (open.size() > kMaxJsonDepth) too_deep = true;
-        break;
-      case Json::parse_event_t::object_end:
-      case Json::parse_event_t::array_end:
-        if (!open.empty()) open.pop_back();
-        break;
-      case Json::parse_event_t::key:
-        if (!open.empty() && parsed.is_string() &&
-            !open.back().insert(parsed.get<std::string>()).second &&
-            duplicate.empty()) {
-          duplicate = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;  // keep everything: discarding skips end events
-  };
-  Json j;
-  try {
-    j = Json::parse(text.begin(), text.end(), callback);
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": invalid JSON: ", e.what()));
-  }
-  if (too_deep) {
+// Strict parsing; a repeated key is an error that starts with the key (the
+// field's name), as every config error does.
+absl::StatusOr<Json> ParseConfigJson(std::string_view text, absl::string_view what) {
+  absl::StatusOr<StrictJson> parsed = ParseStrictJson(text, std::string(what), kMaxJsonDepth);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->too_deep) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": JSON nested deeper than ", kMaxJsonDepth, " levels"));
   }
-  if (!duplicate.empty()) {
+  if (!parsed->duplicate_key.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat(duplicate, ": key appears more than once"));
+        absl::StrCat(parsed->duplicate_key, ": key appears more than once"));
   }
-  return j;
+  return std::move(parsed->value);
 }
 
 absl::StatusOr<int64_t> GetInteger(const Field& f, const Json& v, int64_t lo,
@@ -219,27 +182,6 @@ bool ValidMode(AttnMode m) {
          m == AttnMode::kSparse || m == AttnMode::kLinear;
 }
 
-absl::Status WriteFileAtomically(const std::string& path,
-                                 std::string_view contents) {
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(tmp, ": cannot create"));
-  }
-  int err = 0;
-  if (std::fwrite(contents.data(), 1, contents.size(), f) != contents.size() ||
-      std::fflush(f) != 0 ||
-      ::fsync(fileno(f)) != 0) {  // the rename must not outrun the data
-    err = errno;
-  }
-  if (std::fclose(f) != 0 && err == 0) err = errno;
-  if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    std::remove(tmp.c_str());
-    return absl::ErrnoToStatus(err, absl::StrCat(path, ": write failed"));
-  }
-  return absl::OkStatus();
-}
 
 }  // namespace
 
@@ -254,7 +196,7 @@ std::string_view AttnModeName(AttnMode mode) {
 }
 
 absl::StatusOr<ModelConfig> ModelConfigFromJson(std::string_view json_text) {
-  absl::StatusOr<Json> parsed = ParseStrictJson(json_text, "config");
+  absl::StatusOr<Json> parsed = ParseConfigJson(json_text, "config");
   if (!parsed.ok()) return parsed.status();
   const Json& root = *parsed;
   if (!root.is_object()) {

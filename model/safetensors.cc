@@ -18,6 +18,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
+#include "model/file_util.h"
+#include "model/strict_json.h"
 
 // Open() reads the whole file instead of mapping it: a mapped file that is
 // truncated or rewritten in place turns reads into SIGBUS, a crash no status
@@ -49,9 +51,7 @@ std::string Shorten(std::string s) {
   if (s.size() > 40) s = s.substr(0, 37) + "...";
   return s;
 }
-std::string Describe(const Json& v) {
-  return v.is_structured() ? v.type_name() : Shorten(v.dump());
-}
+std::string Describe(const Json& v) { return DescribeJson(v); }
 
 bool IsValidUtf8(std::string_view s) {
   try {
@@ -75,57 +75,19 @@ bool ByteCount(const std::vector<int64_t>& shape, size_t elem_size,
   return true;
 }
 
-// Parses JSON, rejecting duplicate keys (nlohmann would keep the last one
-// silently) and absurd nesting. Errors are prefixed with `what`.
-absl::StatusOr<Json> ParseStrictJson(std::string_view text,
-                                     absl::string_view what) {
-  std::vector<std::set<std::string>> open;  // keys seen, per open container
-  std::string duplicate;
-  bool seen_duplicate = false;
-  bool too_deep = false;
-  auto callback = [&](int, Json::parse_event_t event, Json& parsed) {
-    switch (event) {
-      case Json::parse_event_t::object_start:
-      case Json::parse_event_t::array_start:
-        open.emplace_back();
-        if (open.size() > kMaxJsonDepth) too_deep = true;
-        break;
-      case Json::parse_event_t::object_end:
-      case Json::parse_event_t::array_end:
-        if (!open.empty()) open.pop_back();
-        break;
-      case Json::parse_event_t::key:
-        if (!open.empty() && parsed.is_string() &&
-            !open.back().insert(parsed.get<std::string>()).second &&
-            !seen_duplicate) {
-          seen_duplicate = true;
-          duplicate = parsed.get<std::string>();
-        }
-        break;
-      default:
-        break;
-    }
-    return true;  // keep everything: discarding skips end events
-  };
-  Json j;
-  try {
-    j = Json::parse(text.begin(), text.end(), callback);
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, ": invalid JSON: ", e.what()));
-  } catch (const std::bad_alloc&) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(what, ": out of memory parsing JSON"));
-  }
-  if (too_deep) {
+// Strict parsing of the header; errors start with `what` (the file).
+absl::StatusOr<Json> ParseHeaderJson(std::string_view text, absl::string_view what) {
+  absl::StatusOr<StrictJson> parsed = ParseStrictJson(text, std::string(what), kMaxJsonDepth);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->too_deep) {
     return absl::InvalidArgumentError(absl::StrCat(
         what, ": JSON nested deeper than ", kMaxJsonDepth, " levels"));
   }
-  if (seen_duplicate) {
+  if (!parsed->duplicate_key.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        what, ": key \"", duplicate, "\" appears more than once"));
+        what, ": key \"", parsed->duplicate_key, "\" appears more than once"));
   }
-  return j;
+  return std::move(parsed->value);
 }
 
 struct ParsedEntry {
@@ -354,25 +316,7 @@ std::string SafetensorsWriter::Serialize() const {
 }
 
 absl::Status SafetensorsWriter::WriteFile(const std::string& path) const {
-  const std::string bytes = Serialize();
-  const std::string tmp = path + ".tmp";
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(tmp, ": cannot create"));
-  }
-  int err = 0;
-  if (std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size() ||
-      std::fflush(f) != 0 ||
-      ::fsync(fileno(f)) != 0) {  // the rename must not outrun the data
-    err = errno;
-  }
-  if (std::fclose(f) != 0 && err == 0) err = errno;
-  if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    std::remove(tmp.c_str());
-    return absl::ErrnoToStatus(err, absl::StrCat(path, ": write failed"));
-  }
-  return absl::OkStatus();
+  return WriteFileAtomically(path, Serialize());
 }
 
 // ---------------------------------------------------------------- Reader
@@ -459,7 +403,7 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::string bytes,
     return invalid("header must be a JSON object starting with '{'");
   }
   absl::StatusOr<Json> parsed =
-      ParseStrictJson(header, absl::StrCat(src, ": header"));
+      ParseHeaderJson(header, absl::StrCat(src, ": header"));
   if (!parsed.ok()) return parsed.status();  // valid and '{': an object
 
   const uint64_t data_size = b.size() - 8 - n;
