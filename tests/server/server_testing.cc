@@ -9,44 +9,16 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/status_map.h"
+#include "tests/testing/model_testing.h"
 
 namespace proteus::server::testing {
 
-ModelConfig TinyConfig() {
-  ModelConfig c;
-  c.d_model = 64;
-  c.n_layer = 2;
-  c.n_head = 4;
-  c.attn_h_total = 8;
-  c.attn_kv_heads = 2;
-  c.attn_gates = 16;
-  c.attn_dna_enable = true;
-  c.attn_mode = AttnMode::kAuto;
-  c.attn_seq_low = 256;
-  c.attn_linear_switch_ctx = 1024;
-  c.attn_block = 16;
-  c.attn_window = 64;
-  c.attn_sinks = 16;
-  c.attn_topk_blocks_max = 8;
-  c.attn_topk_blocks_min = 2;
-  c.attn_dna_tau_tokens = 64;
-  c.rope_base = 10000;
-  c.vocab_size = 260;
-  c.mlp_hidden = 128;
-  return c;
-}
+// The model tests' small routed config and pseudo-text (tests/testing), so
+// server and model tests exercise the same model.
+ModelConfig TinyConfig() { return proteus::testing::SmallRoutedConfig(); }
 
 std::vector<int32_t> MakeDocument(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  const char* words[] = {"the ", "kernel ", "attention ", "block ", "stream ", "proteus ",
-                         "token ", "of ", "and ", "\n"};
-  std::vector<int32_t> doc;
-  while (static_cast<int64_t>(doc.size()) < n) {
-    for (const char* p = words[rng() % 10]; *p && static_cast<int64_t>(doc.size()) < n; ++p) {
-      doc.push_back(static_cast<unsigned char>(*p));
-    }
-  }
-  return doc;
+  return proteus::testing::MakeDocument(n, seed);
 }
 
 std::string AsBytes(const std::vector<int32_t>& tokens) {
@@ -54,13 +26,7 @@ std::string AsBytes(const std::vector<int32_t>& tokens) {
 }
 
 double RelativeError(const std::vector<float>& a, const std::vector<float>& b) {
-  double num = 0, den = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) {
-    num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
-    den += double(b[i]) * b[i];
-  }
-  if (a.size() != b.size()) return INFINITY;
-  return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
+  return proteus::testing::RelativeError(a, b);
 }
 
 std::unique_ptr<Encoder> OpenTinyEncoder() {
