@@ -1,9 +1,6 @@
 #include "model/config.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <limits>
@@ -248,18 +245,11 @@ absl::StatusOr<ModelConfig> ModelConfigFromJson(std::string_view json_text) {
 }
 
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  }
-  struct stat st;
-  if (::fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    std::fclose(f);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file"));
-  }
+  absl::StatusOr<OpenedFile> opened = OpenRegularFile(path);
+  if (!opened.ok()) return opened.status();
+  std::FILE* f = opened->file;
   // Read one byte past the cap so an oversized file is detected even if it
-  // grows after fstat.
+  // grows after it was opened.
   std::string text(kMaxConfigFileBytes + 1, '\0');
   const size_t n = std::fread(text.data(), 1, text.size(), f);
   const bool read_error = std::ferror(f) != 0;

@@ -1,5 +1,6 @@
 #include "model/file_util.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -27,6 +28,19 @@ absl::Status WriteFileAtomically(const std::string& path, std::string_view conte
     return absl::ErrnoToStatus(err, absl::StrCat(path, ": write failed"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<OpenedFile> OpenRegularFile(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) {
+    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
+  }
+  struct stat st;
+  if (::fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    std::fclose(f);
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not a regular file"));
+  }
+  return OpenedFile{f, static_cast<int64_t>(st.st_size)};
 }
 
 }  // namespace proteus

@@ -1,10 +1,7 @@
 #include "model/safetensors.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
 #include <limits>
 #include <new>
@@ -336,24 +333,17 @@ SafetensorsFile& SafetensorsFile::operator=(SafetensorsFile&&) noexcept =
 SafetensorsFile::~SafetensorsFile() = default;
 
 absl::StatusOr<SafetensorsFile> SafetensorsFile::Open(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) {
-    return absl::ErrnoToStatus(errno, absl::StrCat(path, ": cannot open"));
-  }
-  struct stat st;
-  if (::fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    std::fclose(f);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ": not a regular file"));
-  }
+  absl::StatusOr<OpenedFile> opened = OpenRegularFile(path);
+  if (!opened.ok()) return opened.status();
+  std::FILE* f = opened->file;
   // Sized by the file system, never by the header.
   std::string bytes;
   try {
-    bytes.resize(static_cast<size_t>(st.st_size));
+    bytes.resize(static_cast<size_t>(opened->size));
   } catch (const std::exception&) {  // bad_alloc, length_error
     std::fclose(f);
     return absl::ResourceExhaustedError(absl::StrCat(
-        path, ": cannot allocate ", st.st_size, " bytes to read the file"));
+        path, ": cannot allocate ", opened->size, " bytes to read the file"));
   }
   const size_t n = std::fread(bytes.data(), 1, bytes.size(), f);
   const bool error = std::ferror(f) != 0;
