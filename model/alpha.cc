@@ -43,6 +43,34 @@ Regime RegimeAt(const ModelConfig& config, int64_t t) {
   return Regime::kSparse;
 }
 
+namespace {
+
+// The first t in [begin, end) with RegimeAt(t) ≥ regime (end if none), by bisection.
+int64_t FirstAtLeast(const ModelConfig& config, int64_t begin, int64_t end, Regime regime) {
+  while (begin < end) {
+    const int64_t mid = begin + (end - begin) / 2;
+    if (static_cast<int>(RegimeAt(config, mid)) >= static_cast<int>(regime)) {
+      end = mid;
+    } else {
+      begin = mid + 1;
+    }
+  }
+  return begin;
+}
+
+}  // namespace
+
+RegimeCounts CountRegimes(const ModelConfig& config, int64_t begin, int64_t end) {
+  RegimeCounts counts;
+  if (end <= begin) return counts;
+  const int64_t sparse = FirstAtLeast(config, begin, end, Regime::kSparse);
+  const int64_t linear = FirstAtLeast(config, sparse, end, Regime::kLinear);
+  counts.tokens[static_cast<int>(Regime::kDense)] = sparse - begin;
+  counts.tokens[static_cast<int>(Regime::kSparse)] = linear - sparse;
+  counts.tokens[static_cast<int>(Regime::kLinear)] = end - linear;
+  return counts;
+}
+
 const char* RegimeName(Regime regime) {
   switch (regime) {
     case Regime::kDense:

@@ -39,6 +39,13 @@ enum class Regime { kDense = 0, kSparse = 1, kLinear = 2 };
 Regime RegimeAt(const ModelConfig& config, int64_t t);
 const char* RegimeName(Regime regime);
 
+// Positions of [begin, end) in each regime, indexed by Regime. α never decreases with t, so
+// each regime is one run of positions and the count takes O(log(end − begin)).
+struct RegimeCounts {
+  int64_t tokens[3] = {0, 0, 0};
+};
+RegimeCounts CountRegimes(const ModelConfig& config, int64_t begin, int64_t end);
+
 }  // namespace proteus
 
 #endif  // PROTEUS_MODEL_ALPHA_H_

@@ -205,8 +205,28 @@ HeadRouting RouteTokens(const ModelConfig& c, const LayerWeights& w, LayerState&
   return r;
 }
 
+at::Tensor RoutingStatistics(const ModelConfig& c, const LayerWeights& w, const LayerState& s,
+                             const HeadRouting& r) {
+  at::Tensor p = r.gate_probs.to(at::kDouble);  // [n, G]
+  std::vector<at::Tensor> parts = {
+      -at::special_xlogy(p, p).sum().reshape({1}),  // 0·ln 0 = 0
+      p.sum(0),
+      at::bincount(r.heads.reshape({-1}), {}, c.attn_h_total).to(at::kDouble),
+  };
+  if (DnaActive(c)) {
+    // Routing used the session's copy when it adapts, else the checkpoint's (drift 0).
+    at::Tensor checkpoint = w.dna.to(at::kDouble);
+    at::Tensor current = s.dna.defined() ? s.dna.to(at::kDouble) : checkpoint;
+    at::Tensor dot = (current * checkpoint).sum(1);
+    at::Tensor norms = current.norm(2, 1).clamp_min(1e-12) * checkpoint.norm(2, 1).clamp_min(1e-12);
+    parts.push_back(1.0 - dot / norms);
+  }
+  return at::cat(parts);
+}
+
 at::Tensor AttentionForward(const ModelConfig& c, const LayerWeights& w, LayerState& s,
-                            const at::Tensor& x, int64_t start, LayerRouting* routing) {
+                            const at::Tensor& x, int64_t start, LayerRouting* routing,
+                            at::Tensor* routing_stats) {
   const int64_t n = x.size(0), nh = c.n_head, H = c.attn_h_total, KV = c.attn_kv_heads;
   const int64_t hd = HeadDim(c), B = c.attn_block, W = c.attn_window;
   const at::Device device = x.device();
@@ -214,6 +234,9 @@ at::Tensor AttentionForward(const ModelConfig& c, const LayerWeights& w, LayerSt
   const bool linear = s.lin_s.defined();
 
   HeadRouting r = RouteTokens(c, w, s, x, start);
+  if (routing_stats != nullptr && r.gate_probs.defined()) {
+    *routing_stats = RoutingStatistics(c, w, s, r);
+  }
   at::Tensor q_all = at::linear(x, w.wq).view({n, H, hd});
   at::Tensor q_pre = q_all.gather(1, r.heads.unsqueeze(-1).expand({n, nh, hd})).to(at::kFloat);
   // K and V are rounded to the cache dtype before any use (§2.8).

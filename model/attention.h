@@ -40,10 +40,19 @@ at::Tensor DnaUpdate(const at::Tensor& prototypes, const at::Tensor& mass,
 
 // Runs the attention of one layer on x [n, d] (attn_norm output, global
 // positions start..start+n−1) against `state`, advancing it. Returns the
-// layer output [n, d] in x's dtype. Fills `routing` when non-null.
+// layer output [n, d] in x's dtype. Fills `routing` when non-null. When
+// `routing_stats` is non-null and the layer is routed, sets it to the layer's
+// RoutingStatistics on x's device.
 at::Tensor AttentionForward(const ModelConfig& config, const LayerWeights& weights,
                             LayerState& state, const at::Tensor& x, int64_t start,
-                            LayerRouting* routing);
+                            LayerRouting* routing, at::Tensor* routing_stats = nullptr);
+
+// The routing sufficient statistics of one chunk as one float64 tensor on the
+// device (read back with the other layers' in one copy): [Σ_t entropy(p_t)
+// in nats, gate mass [G], (token, slot) assignments per head [H], and with DNA
+// 1 − cos(current, checkpoint) per gate [G]]. LayerTelemetry's fields.
+at::Tensor RoutingStatistics(const ModelConfig& config, const LayerWeights& weights,
+                             const LayerState& state, const HeadRouting& routing);
 
 }  // namespace proteus
 

@@ -65,6 +65,7 @@ struct ChunkRequest {
   bool logits = false;    // per-token logits
   bool logprobs = false;  // per-token log-likelihoods (NaN at position 0)
   bool routing = false;   // per-layer selected heads and key blocks
+  bool telemetry = false;  // per-layer routing statistics (LayerTelemetry)
 };
 
 // Key blocks selected by one query block, per kv head, best first.
@@ -79,6 +80,26 @@ struct LayerRouting {
   std::vector<BlockSelection> blocks;  // query blocks that start in this chunk
 };
 
+// Routing health of one layer over one chunk (DESIGN.md §4): sufficient statistics that add up
+// over chunks, so a window or a server-wide total is exact. Computed on the device and read back
+// once per chunk.
+struct LayerTelemetry {
+  int64_t tokens = 0;
+  // The slider α (DESIGN §2.4) over the chunk's positions, and tokens by regime.
+  double alpha_min = 0.0;
+  double alpha_max = 0.0;
+  int64_t dense_tokens = 0;   // α = 0
+  int64_t sparse_tokens = 0;  // 0 < α < 1
+  int64_t linear_tokens = 0;  // α = 1
+  // Routed layers only (empty without a router):
+  double gate_entropy_sum = 0.0;          // Σ_t −Σ_g p_tg·ln p_tg, in nats
+  std::vector<double> gate_mass;          // [G] Σ_t p_tg
+  std::vector<int64_t> head_assignments;  // [H] (token, slot) pairs routed to head h
+  // DNA on only: 1 − cos(prototype routing used at the chunk's end, checkpoint's) per gate [G].
+  std::vector<double> dna_drift;
+  int64_t evicted_blocks = 0;  // KV blocks this layer evicted during the chunk
+};
+
 struct ChunkResult {
   int64_t start = 0;  // global position of the chunk's first token
   int64_t end = 0;    // one past the last
@@ -90,6 +111,7 @@ struct ChunkResult {
   // (every token but the document's first); always filled.
   double neg_log2_likelihood = 0.0;
   std::vector<LayerRouting> layers;    // [n_layer] if routing was requested
+  std::vector<LayerTelemetry> telemetry;  // [n_layer] if telemetry was requested
   int64_t evicted_blocks = 0;          // KV blocks evicted during this chunk
 };
 
@@ -137,6 +159,14 @@ class Encoder {
 
   virtual const ModelConfig& config() const = 0;
   virtual const EncoderOptions& options() const = 0;
+
+  // Memory of the device the model computes on: what this process holds (the caching
+  // allocator's reservations) and the device's total. UNIMPLEMENTED on cpu.
+  struct DeviceMemory {
+    int64_t used_bytes = 0;
+    int64_t total_bytes = 0;
+  };
+  virtual absl::StatusOr<DeviceMemory> device_memory() const = 0;
 
   virtual absl::StatusOr<std::unique_ptr<Session>> NewSession(
       const SessionOptions& options) const = 0;

@@ -9,6 +9,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cuda/flux_api.h"
+#include "model/alpha.h"
 #include "model/attention.h"
 #include "model/encoder.h"
 #include "model/layers.h"
@@ -104,6 +106,15 @@ class ProteusEncoder final : public Encoder {
   const ModelConfig& config() const override { return config_; }
   const EncoderOptions& options() const override { return options_; }
 
+  absl::StatusOr<DeviceMemory> device_memory() const override {
+    if (!device_.is_cuda()) {
+      return absl::UnimplementedError("device memory: the model computes on the cpu");
+    }
+    absl::StatusOr<CudaMemory> memory = CudaMemoryInfo();
+    if (!memory.ok()) return memory.status();
+    return DeviceMemory{memory->used_bytes, memory->total_bytes};
+  }
+
   absl::StatusOr<std::unique_ptr<Session>> NewSession(
       const SessionOptions& options) const override {
     const int64_t minimum = config_.attn_sinks + config_.attn_window + config_.attn_block;
@@ -163,13 +174,15 @@ class ProteusEncoder final : public Encoder {
     std::vector<int64_t> ids64(tokens.begin(), tokens.end());
     at::Tensor ids = at::tensor(ids64, at::TensorOptions().dtype(at::kLong)).to(device_);
     at::Tensor h = weights_.embed.index_select(0, ids);
-    int64_t evicted_before = 0;
-    for (const LayerState& s : session.layers_) evicted_before += s.evicted_blocks;
+    std::vector<int64_t> evicted_before;
+    for (const LayerState& s : session.layers_) evicted_before.push_back(s.evicted_blocks);
     if (request.routing) result->layers.resize(config_.n_layer);
+    std::vector<at::Tensor> routing_stats(request.telemetry ? config_.n_layer : 0);
     for (int64_t l = 0; l < config_.n_layer; ++l) {
       const LayerWeights& w = weights_.layers[l];
       h = h + AttentionForward(config_, w, session.layers_[l], RmsNorm(h, w.attn_norm), start,
-                               request.routing ? &result->layers[l] : nullptr);
+                               request.routing ? &result->layers[l] : nullptr,
+                               request.telemetry ? &routing_stats[l] : nullptr);
       h = h + SwiGlu(RmsNorm(h, w.mlp_norm), w.w_gate, w.w_up, w.w_down);
     }
     at::Tensor hidden = RmsNorm(h, weights_.final_norm).to(at::kFloat);  // [n, d]
@@ -192,14 +205,45 @@ class ProteusEncoder final : public Encoder {
     if (request.logits) result->logits = ToFloatVector(logits);
     if (request.logprobs) result->logprobs = ToFloatVector(lp);
     result->neg_log2_likelihood = nll;
-    int64_t evicted_after = 0;
-    for (const LayerState& s : session.layers_) evicted_after += s.evicted_blocks;
-    result->evicted_blocks = evicted_after - evicted_before;
+    for (int64_t l = 0; l < config_.n_layer; ++l) {
+      result->evicted_blocks += session.layers_[l].evicted_blocks - evicted_before[l];
+    }
+    if (request.telemetry) FillTelemetry(session, start, n, routing_stats, evicted_before, result);
 
     session.hidden_sum_.add_(hidden.sum(0).to(at::kDouble));
     session.last_logprobs_ = logprobs_all[n - 1].clone();
     session.nll_bits_ += nll;
     session.position_ = start + n;
+  }
+
+  // One copy from the device for every layer's routing statistics (RoutingStatistics' layout).
+  void FillTelemetry(const ProteusSession& session, int64_t start, int64_t n,
+                     const std::vector<at::Tensor>& routing_stats,
+                     const std::vector<int64_t>& evicted_before, ChunkResult* result) const {
+    const int64_t G = config_.attn_gates, H = config_.attn_h_total;
+    const RegimeCounts regimes = CountRegimes(config_, start, start + n);
+    LayerTelemetry common;
+    common.tokens = n;
+    common.alpha_min = AlphaValueAt(config_, start);  // α never decreases with t
+    common.alpha_max = AlphaValueAt(config_, start + n - 1);
+    common.dense_tokens = regimes.tokens[static_cast<int>(Regime::kDense)];
+    common.sparse_tokens = regimes.tokens[static_cast<int>(Regime::kSparse)];
+    common.linear_tokens = regimes.tokens[static_cast<int>(Regime::kLinear)];
+    result->telemetry.assign(config_.n_layer, common);
+    for (int64_t l = 0; l < config_.n_layer; ++l) {
+      result->telemetry[l].evicted_blocks = session.layers_[l].evicted_blocks - evicted_before[l];
+    }
+    if (!IsRouted(config_)) return;
+    at::Tensor stats = at::stack(routing_stats).to(at::kCPU).contiguous();  // [L, 1 + G + H (+ G)]
+    const int64_t width = stats.size(1);
+    for (int64_t l = 0; l < config_.n_layer; ++l) {
+      const double* row = stats.data_ptr<double>() + l * width;
+      LayerTelemetry& t = result->telemetry[l];
+      t.gate_entropy_sum = row[0];
+      t.gate_mass.assign(row + 1, row + 1 + G);
+      for (int64_t h = 0; h < H; ++h) t.head_assignments.push_back(std::llround(row[1 + G + h]));
+      if (DnaActive(config_)) t.dna_drift.assign(row + 1 + G + H, row + 1 + G + H + G);
+    }
   }
 
   const ModelConfig config_;

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
@@ -130,6 +131,16 @@ absl::StatusOr<double> TimeFluxForwardCuda(const FluxCudaInputs& in, const FluxT
 std::string FluxDeviceName() {
   if (!at::hasCUDA()) return "";
   return at::cuda::getCurrentDeviceProperties()->name;
+}
+
+absl::StatusOr<CudaMemory> CudaMemoryInfo() {
+  if (!at::hasCUDA()) return absl::FailedPreconditionError("cuda: no CUDA device is visible");
+  const int device = c10::cuda::current_device();
+  const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device);
+  CudaMemory memory;
+  memory.used_bytes = stats.reserved_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].current;
+  memory.total_bytes = static_cast<int64_t>(at::cuda::getDeviceProperties(device)->totalGlobalMem);
+  return memory;
 }
 
 }  // namespace proteus

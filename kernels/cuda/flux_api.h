@@ -47,6 +47,14 @@ absl::StatusOr<double> TimeFluxForwardCuda(const FluxCudaInputs& in, const FluxT
 // The current CUDA device's name ("" without CUDA), for tuning keys.
 std::string FluxDeviceName();
 
+// GPU memory of the current device: what this process's caching allocator has reserved, and
+// the device's total. FAILED_PRECONDITION without CUDA.
+struct CudaMemory {
+  int64_t used_bytes = 0;
+  int64_t total_bytes = 0;
+};
+absl::StatusOr<CudaMemory> CudaMemoryInfo();
+
 // Returns out [rows, hd] in q's dtype (`in.out` when given). Rows in no
 // group are left untouched. Throws c10::Error on bad input.
 at::Tensor FluxForwardCuda(const FluxCudaInputs& in, const FluxTileConfig& tile);

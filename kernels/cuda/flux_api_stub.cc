@@ -16,4 +16,6 @@ absl::StatusOr<double> TimeFluxForwardCuda(const FluxCudaInputs&, const FluxTile
 
 std::string FluxDeviceName() { return ""; }
 
+absl::StatusOr<CudaMemory> CudaMemoryInfo() { return absl::FailedPreconditionError(kNoCuda); }
+
 }  // namespace proteus
