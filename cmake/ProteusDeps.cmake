@@ -7,5 +7,5 @@ find_package(Threads REQUIRED)
 # The wire API and the server (proto/, server/, client/).
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
-# Needed only by telemetry/, which is not built yet: optional for now.
-find_package(prometheus-cpp CONFIG QUIET)
+# telemetry/: the registry and the HTTP exposer.
+find_package(prometheus-cpp CONFIG REQUIRED)

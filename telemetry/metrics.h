@@ -1,0 +1,110 @@
+// Metrics: every Prometheus series of DESIGN.md §4, built once from one table of names, help
+// texts and buckets (TEI's prometheus.rs). Callers hold references; no metric name literal lives
+// anywhere else. MetricsEndpoint serves the registry on its own port (/metrics).
+//
+// Labels are bounded: `method` (the server's own gRPC methods, else "other"), `code` (gRPC
+// status code names), `layer` (0 … n_layer − 1), `regime` (dense, sparse, linear). Never session
+// or document ids.
+//
+// Thread-safety: every member is thread-safe (prometheus-cpp metrics are atomic or locked).
+#ifndef PROTEUS_TELEMETRY_METRICS_H_
+#define PROTEUS_TELEMETRY_METRICS_H_
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace proteus::telemetry {
+
+// What the server reports about itself at each scrape (read then, not kept up to date).
+struct ServerState {
+  int64_t sessions_active = 0;   // sessions holding model state
+  int64_t resident_tokens = 0;   // tokens in their KV caches (layer 0), summed
+  std::optional<int64_t> gpu_memory_used_bytes;   // unset on cpu
+  std::optional<int64_t> gpu_memory_total_bytes;
+};
+
+class Metrics {
+ public:
+  // `methods`: the full gRPC method names ("/pkg.Service/Method") the server serves; any other
+  // method is counted as "other".
+  Metrics(int n_layer, std::vector<std::string> methods);
+  Metrics(const Metrics&) = delete;
+  Metrics& operator=(const Metrics&) = delete;
+
+  const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
+
+  // One finished RPC: proteus_requests_total{method,code}, proteus_request_duration_seconds.
+  void RecordRequest(absl::string_view method, absl::string_view code, double seconds);
+
+  // The gauges read at scrape time. `probe` must be thread-safe and cheap; it runs on the
+  // exposer's thread. Set once before serving.
+  void SetServerStateProbe(std::function<ServerState()> probe);
+
+  struct Layer {
+    prometheus::Counter* tokens[3];  // proteus_router_tokens_total, by Regime
+    prometheus::Gauge* gate_entropy_ratio;
+    prometheus::Gauge* gate_usage_perplexity;
+    prometheus::Gauge* gates_unused;
+    prometheus::Gauge* load_balance_ratio;
+    prometheus::Gauge* dna_drift_mean;
+    prometheus::Gauge* dna_drift_max;
+    prometheus::Counter* evicted_blocks;
+  };
+  const Layer& layer(int index) const { return layers_.at(static_cast<size_t>(index)); }
+  int n_layer() const { return static_cast<int>(layers_.size()); }
+
+  prometheus::Histogram& chunk_duration() { return *chunk_duration_; }
+  prometheus::Counter& ingested_tokens() { return *ingested_tokens_; }
+  prometheus::Counter& events_dropped() { return *events_dropped_; }
+  prometheus::Gauge& watchers() { return *watchers_; }
+
+ private:
+  friend class MetricsEndpoint;
+  class StateCollector;
+
+  std::string MethodLabel(absl::string_view method) const;
+
+  const std::shared_ptr<prometheus::Registry> registry_;
+  const std::vector<std::string> methods_;
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Histogram>* request_duration_;
+  prometheus::Histogram* chunk_duration_;
+  prometheus::Counter* ingested_tokens_;
+  prometheus::Counter* events_dropped_;
+  prometheus::Gauge* watchers_;
+  std::vector<Layer> layers_;
+  std::shared_ptr<StateCollector> state_;
+};
+
+// The Prometheus exposer on its own port.
+class MetricsEndpoint {
+ public:
+  // Listens on `address` ("host:port"; port 0 picks one) and serves `metrics` at /metrics.
+  // UNAVAILABLE, naming the address, if it cannot bind.
+  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& address,
+                                                                Metrics& metrics);
+  int port() const { return port_; }
+
+ private:
+  MetricsEndpoint() = default;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  int port_ = 0;
+};
+
+}  // namespace proteus::telemetry
+
+#endif  // PROTEUS_TELEMETRY_METRICS_H_
