@@ -2,15 +2,29 @@
 
 #include <utility>
 
+#include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/codec.h"
 
 namespace proteus::server {
 
+namespace {
+
+std::string NewPseudonym() {
+  absl::BitGen random;
+  return absl::StrFormat("%016x", absl::Uniform<uint64_t>(random));
+}
+
+}  // namespace
+
 DocumentSession::DocumentSession(std::string id, Principal owner, SessionOptions options,
                                  absl::Time now)
-    : id_(std::move(id)), owner_(owner), options_(options), last_active_(now) {}
+    : id_(std::move(id)),
+      owner_(owner),
+      options_(options),
+      pseudonym_(NewPseudonym()),
+      last_active_(now) {}
 
 namespace {
 absl::Status Expired(const std::string& id) {
@@ -49,6 +63,7 @@ bool DocumentSession::ExpireIfIdle(absl::Time now, absl::Duration timeout) {
     // No job is pending and none can start (BeginJob fails now), so the scheduler thread is
     // not using model_.
     freed = std::move(model_);
+    resident_tokens_ = 0;
     replay_.clear();
     replay_bytes_ = 0;
   }
@@ -63,6 +78,11 @@ DocumentSession::Snapshot DocumentSession::snapshot() const {
 bool DocumentSession::holds_state() const {
   absl::MutexLock lock(&mu_);
   return !expired_ && !result_.has_value();
+}
+
+int64_t DocumentSession::resident_tokens() const {
+  absl::MutexLock lock(&mu_);
+  return resident_tokens_;
 }
 
 absl::Status DocumentSession::CheckJobLocked(const ChunkJob& job, v1::ChunkUpdate* update,
@@ -130,7 +150,8 @@ void DocumentSession::RememberLocked(const v1::ChunkUpdate& update) {
 }
 
 absl::Status DocumentSession::RunChunk(const Encoder& encoder, const ServerLimits& limits,
-                                       const ChunkJob& job, v1::ChunkUpdate* update) {
+                                       const ChunkJob& job, ChunkObserver* observer,
+                                       v1::ChunkUpdate* update) {
   const absl::Time started = absl::Now();
   {
     absl::MutexLock lock(&mu_);
@@ -150,12 +171,13 @@ absl::Status DocumentSession::RunChunk(const Encoder& encoder, const ServerLimit
     model_ = *std::move(session);
   }
   ChunkResult result;
-  if (absl::Status s = encoder.EncodeChunk(*model_, job.tokens, ToChunkRequest(job.options),
-                                           &result);
-      !s.ok()) {
+  ChunkRequest request = ToChunkRequest(job.options);
+  request.telemetry = observer != nullptr;
+  if (absl::Status s = encoder.EncodeChunk(*model_, job.tokens, request, &result); !s.ok()) {
     return s;
   }
   const absl::Time done = absl::Now();
+  if (observer != nullptr) observer->OnChunkApplied(*this, result, done - started);
   update->Clear();
   update->set_chunk_number(job.number);
   FillChunkUpdate(result, job.options, encoder.config().d_model, update);
@@ -169,6 +191,7 @@ absl::Status DocumentSession::RunChunk(const Encoder& encoder, const ServerLimit
   ++next_chunk_;
   tokens_ = result.end;
   evicted_blocks_ += result.evicted_blocks;
+  resident_tokens_ = update->resident_tokens();
   last_active_ = done;
   RememberLocked(*update);
   return absl::OkStatus();
@@ -197,6 +220,7 @@ absl::Status DocumentSession::Finish(uint64_t attachment, v1::DocumentResult* re
     r.set_evicted_blocks(evicted_blocks_);
     result_ = std::move(r);
     freed = std::move(model_);  // the document is done: its KV cache goes now
+    resident_tokens_ = 0;
     replay_.clear();
     replay_bytes_ = 0;
   }

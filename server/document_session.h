@@ -37,6 +37,17 @@ struct ChunkJob {
   uint64_t attachment = 0;  // DocumentSession::Attach() of the submitting stream
 };
 
+class DocumentSession;
+
+// Told about every chunk a DocumentSession applies (telemetry), on the scheduler thread. When
+// one is given, the model computes its routing statistics (ChunkRequest::telemetry).
+class ChunkObserver {
+ public:
+  virtual ~ChunkObserver() = default;
+  virtual void OnChunkApplied(const DocumentSession& session, const ChunkResult& result,
+                              absl::Duration compute) = 0;
+};
+
 class DocumentSession {
  public:
   DocumentSession(std::string id, Principal owner, SessionOptions options, absl::Time now);
@@ -45,6 +56,9 @@ class DocumentSession {
 
   const std::string& id() const { return id_; }
   Principal owner() const { return owner_; }
+  // 16 random hex digits naming the document in telemetry; unrelated to id(), so knowing it
+  // gives no way to resume or read the session.
+  const std::string& pseudonym() const { return pseudonym_; }
 
   // A stream starts using the session; earlier streams are detached (their later jobs fail
   // with ABORTED). Counts as activity. Returns the stream's attachment number, or NOT_FOUND if
@@ -65,8 +79,9 @@ class DocumentSession {
   // was: INVALID_ARGUMENT (out of order, a resend with other tokens), RESOURCE_EXHAUSTED
   // (max_document_tokens), FAILED_PRECONDITION (finished), ABORTED (detached stream), the
   // model's own errors.
+  // `observer` (may be null) hears of the chunk if it was applied (not for a resend).
   absl::Status RunChunk(const Encoder& encoder, const ServerLimits& limits, const ChunkJob& job,
-                        v1::ChunkUpdate* update);
+                        ChunkObserver* observer, v1::ChunkUpdate* update);
   // Ends the document: the result, computed once and then repeated; frees the model state.
   // FAILED_PRECONDITION for an empty document, ABORTED for a detached stream.
   absl::Status Finish(uint64_t attachment, v1::DocumentResult* result);
@@ -79,6 +94,8 @@ class DocumentSession {
   Snapshot snapshot() const;
   // Not finished and not expired: the session counts against max_sessions.
   bool holds_state() const;
+  // Tokens resident in the model's KV cache (layer 0) now; 0 once the state was freed.
+  int64_t resident_tokens() const;
 
  private:
   struct ChunkRecord {
@@ -98,6 +115,7 @@ class DocumentSession {
   const std::string id_;
   const Principal owner_;
   const SessionOptions options_;
+  const std::string pseudonym_;
 
   // Scheduler thread only; created by the first chunk, freed by Finish or expiry.
   std::unique_ptr<Session> model_;
@@ -113,6 +131,7 @@ class DocumentSession {
   std::deque<ChunkRecord> history_ ABSL_GUARDED_BY(mu_);
   int64_t tokens_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t evicted_blocks_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t resident_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<v1::ChunkUpdate> replay_ ABSL_GUARDED_BY(mu_);  // the last updates sent
   size_t replay_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::optional<v1::DocumentResult> result_ ABSL_GUARDED_BY(mu_);

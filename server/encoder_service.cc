@@ -106,7 +106,8 @@ grpc::ServerUnaryReactor* EncoderService::Encode(grpc::CallbackServerContext* co
           return;
         }
         absl::Status s =
-            session->RunChunk(core->encoder, core->limits, *job, response->mutable_chunk());
+            session->RunChunk(core->encoder, core->limits, *job, core->chunk_observer,
+                          response->mutable_chunk());
         if (s.ok()) s = session->Finish(job->attachment, response->mutable_document());
         if (s.ok()) core->counters.documents_encoded++;
         call->Finish(s);

@@ -54,6 +54,14 @@ ABSL_FLAG(absl::Duration, idle_timeout, absl::Minutes(10),
           "a session without activity for this long is dropped (e.g. 10m, 90s)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(30),
           "on SIGTERM, how long in-flight chunks may run before the rest is cancelled");
+ABSL_FLAG(int, metrics_port, 9090,
+          "port of the Prometheus exposer (/metrics, plain HTTP, on every interface); 0: off");
+ABSL_FLAG(int64_t, telemetry_window_tokens, 65536,
+          "the routing gauges (entropy, perplexity, unused gates, balance) cover this many of "
+          "the most recent tokens");
+ABSL_FLAG(int, telemetry_watcher_queue, 1024,
+          "routing events a slow WatchRouting subscriber may have waiting before it loses new "
+          "ones (counted in proteus_telemetry_events_dropped_total)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain (TLS); with --tls_key");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, client_ca, "",
@@ -168,6 +176,14 @@ int Run() {
   limits.max_document_tokens = absl::GetFlag(FLAGS_max_document_tokens);
   limits.max_chunks_in_flight = absl::GetFlag(FLAGS_max_chunks_in_flight);
   server_options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  if (metrics_port < 0 || metrics_port > 65535) {
+    Log(absl::StrCat("--metrics_port: expected 0 (off) to 65535, got ", metrics_port));
+    return 1;
+  }
+  if (metrics_port > 0) server_options.metrics_address = absl::StrCat("0.0.0.0:", metrics_port);
+  server_options.telemetry_window_tokens = absl::GetFlag(FLAGS_telemetry_window_tokens);
+  server_options.telemetry_watcher_queue = absl::GetFlag(FLAGS_telemetry_watcher_queue);
   if (!server_options.token_file.empty() && server_options.tls.cert_file.empty()) {
     Log("WARNING: --token_file without --tls_cert: bearer tokens travel in plaintext");
   }
@@ -188,7 +204,10 @@ int Run() {
                           : server_options.tls.client_ca_file.empty() ? "TLS"
                                                                       : "mutual TLS";
   Log(absl::StrCat("listening on ", absl::StrJoin(bound, ", "), " (", security,
-                   server_options.token_file.empty() ? "" : ", bearer tokens", "), model ",
+                   server_options.token_file.empty() ? "" : ", bearer tokens", "), metrics ",
+                   metrics_port > 0 ? absl::StrCat("on :", (*server)->metrics_port(), "/metrics")
+                                    : std::string("off"),
+                   ", model ",
                    description.model, " on ", device_name, "; health NOT_SERVING until warm-up"));
   if (absl::Status s = (*server)->WarmUp(); !s.ok()) {
     Log(absl::StrCat(s.message(), "; exiting"));

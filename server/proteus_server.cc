@@ -45,11 +45,40 @@ absl::StatusOr<std::unique_ptr<ProteusServer>> ProteusServer::Start(
   session_options.max_sessions = options.limits.max_sessions;
   session_options.idle_timeout = options.limits.idle_timeout;
   server->sessions_ = std::make_unique<SessionManager>(session_options);
+  if (options.telemetry_window_tokens < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--telemetry_window_tokens: must be at least 1, got ", options.telemetry_window_tokens));
+  }
+  if (options.telemetry_watcher_queue < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--telemetry_watcher_queue: must be at least 1, got ", options.telemetry_watcher_queue));
+  }
+  std::vector<std::string> methods;
+  for (const char* name : {v1::Encoder::service_full_name(), v1::Telemetry::service_full_name(),
+                           "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}) {
+    const grpc::protobuf::ServiceDescriptor* service =
+        grpc::protobuf::DescriptorPool::generated_pool()->FindServiceByName(name);
+    for (int i = 0; service != nullptr && i < service->method_count(); ++i) {
+      methods.push_back(absl::StrCat("/", name, "/", service->method(i)->name()));
+    }
+  }
+  server->telemetry_ = std::make_unique<ServerTelemetry>(
+      *server->encoder_, *server->sessions_, std::move(methods),
+      ServerTelemetry::Options{options.telemetry_window_tokens});
+  if (!options.metrics_address.empty()) {
+    absl::StatusOr<std::unique_ptr<telemetry::MetricsEndpoint>> endpoint =
+        telemetry::MetricsEndpoint::Start(options.metrics_address, server->telemetry_->metrics());
+    if (!endpoint.ok()) return endpoint.status();
+    server->metrics_ = *std::move(endpoint);
+  }
   server->core_ = std::make_unique<ServiceContext>(*server->encoder_, *server->scheduler_,
                                                    *server->sessions_, server->auth_,
                                                    options.limits, std::move(description));
+  server->core_->chunk_observer = server->telemetry_.get();
   server->encoder_service_ = std::make_unique<EncoderService>(server->core_.get());
-  server->telemetry_service_ = std::make_unique<TelemetryService>();
+  server->telemetry_service_ = std::make_unique<TelemetryService>(
+      &server->telemetry_->bus(), &server->telemetry_->monitor(), &server->auth_,
+      static_cast<size_t>(options.telemetry_watcher_queue));
   server->health_service_ = std::make_unique<HealthService>(std::vector<std::string>{
       v1::Encoder::service_full_name(), v1::Telemetry::service_full_name()});
 
@@ -59,6 +88,9 @@ absl::StatusOr<std::unique_ptr<ProteusServer>> ProteusServer::Start(
   for (size_t i = 0; i < options.listen_addresses.size(); ++i) {
     builder.AddListeningPort(options.listen_addresses[i], *credentials, &server->ports_[i]);
   }
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(server->telemetry_->NewInterceptorFactory());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(server->encoder_service_.get());
   builder.RegisterService(server->telemetry_service_.get());
   builder.RegisterService(server->health_service_.get());
@@ -122,6 +154,7 @@ void ProteusServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   health_service_->Shutdown();          // probes see NOT_SERVING; Watch streams end
   encoder_service_->BeginDrain();       // no new work; streams end after their chunks
+  telemetry_service_->Shutdown();       // routing watchers never end on their own
   server_->Shutdown(ToChrono(absl::Now() + grace));  // waits for calls; cancels at deadline
   server_->Wait();
   scheduler_->Stop();                   // nothing is left, but be sure the thread is gone

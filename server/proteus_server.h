@@ -21,10 +21,12 @@
 #include "server/encoder_service.h"
 #include "server/health_service.h"
 #include "server/scheduler.h"
+#include "server/server_telemetry.h"
 #include "server/server_options.h"
 #include "server/service_context.h"
 #include "server/session_manager.h"
 #include "server/telemetry_service.h"
+#include "telemetry/metrics.h"
 
 namespace proteus::server {
 
@@ -51,6 +53,9 @@ class ProteusServer {
 
   // The port bound for each listen address, in order (useful with port 0).
   const std::vector<int>& ports() const { return ports_; }
+  // The metrics exposer's port; 0 without one.
+  int metrics_port() const { return metrics_ != nullptr ? metrics_->port() : 0; }
+  ServerTelemetry& telemetry() { return *telemetry_; }
 
   const ServerCounters& counters() const { return core_->counters; }
   // Test hooks.
@@ -65,6 +70,8 @@ class ProteusServer {
   TokenAuthenticator auth_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<SessionManager> sessions_;
+  std::unique_ptr<ServerTelemetry> telemetry_;
+  std::unique_ptr<telemetry::MetricsEndpoint> metrics_;
   std::unique_ptr<ServiceContext> core_;
   std::unique_ptr<EncoderService> encoder_service_;
   std::unique_ptr<TelemetryService> telemetry_service_;

@@ -58,6 +58,13 @@ struct ServerOptions {
   // authentication.
   std::string token_file;
   ServerLimits limits;
+  // "host:port" of the Prometheus exposer (/metrics); port 0 picks a free port (see
+  // ProteusServer::metrics_port()). Empty: no exposer (metrics are still kept).
+  std::string metrics_address;
+  // Tokens the routing gauges and the snapshot's window cover (the most recent).
+  int64_t telemetry_window_tokens = 65536;
+  // Routing events a WatchRouting subscriber may have waiting before it loses new ones.
+  int telemetry_watcher_queue = 1024;
   // How long a graceful shutdown lets in-flight chunks run before cancelling what is left.
   absl::Duration shutdown_grace = absl::Seconds(30);
 };

@@ -10,6 +10,7 @@
 
 #include "model/encoder.h"
 #include "server/auth.h"
+#include "server/document_session.h"
 #include "server/scheduler.h"
 #include "server/server_options.h"
 #include "server/session_manager.h"
@@ -22,7 +23,7 @@ struct ModelDescription {
   bool random_init = false;
 };
 
-// Counters for tests and logs (metrics proper come with the telemetry issue).
+// Counters for tests and logs (the Prometheus metrics are telemetry/'s).
 struct ServerCounters {
   std::atomic<uint64_t> chunks_applied{0};
   std::atomic<uint64_t> chunks_replayed{0};
@@ -42,6 +43,8 @@ struct ServiceContext {
   const TokenAuthenticator& auth;
   const ServerLimits limits;
   const ModelDescription description;
+  // Hears of every applied chunk (telemetry); null: none.
+  ChunkObserver* chunk_observer = nullptr;
   // Set by a graceful shutdown: new calls and new chunks are refused with UNAVAILABLE.
   std::atomic<bool> draining{false};
   ServerCounters counters;

@@ -132,6 +132,13 @@ int SessionManager::size() const {
   return static_cast<int>(sessions_.size());
 }
 
+int64_t SessionManager::resident_tokens() const {
+  absl::MutexLock lock(&mu_);
+  int64_t tokens = 0;
+  for (const auto& [id, session] : sessions_) tokens += session->resident_tokens();
+  return tokens;
+}
+
 void SessionManager::ReaperLoop() {
   const absl::Duration interval =
       std::min(options_.reap_interval, std::max(options_.idle_timeout / 4, absl::Milliseconds(10)));

@@ -62,6 +62,8 @@ class SessionManager {
   int active() const;
   // Every session in the table, finished ones included.
   int size() const;
+  // Tokens resident in the KV caches of the sessions in the table (unary calls excluded).
+  int64_t resident_tokens() const;
 
   absl::Time Now() const { return options_.clock(); }
   const Options& options() const { return options_; }

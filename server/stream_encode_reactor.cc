@@ -181,7 +181,8 @@ void StreamEncodeReactor::ChunkLocked(v1::Chunk& chunk) {
   ServiceContext* core = core_;
   SubmitLocked([core, job, session = session_.get()](Response* response) {
     absl::Status s =
-        session->RunChunk(core->encoder, core->limits, *job, response->mutable_update());
+        session->RunChunk(core->encoder, core->limits, *job, core->chunk_observer,
+                          response->mutable_update());
     if (s.ok()) {
       (response->update().replayed() ? core->counters.chunks_replayed
                                      : core->counters.chunks_applied)++;

@@ -106,8 +106,12 @@ TEST_F(StreamTest, AStreamCutMidDocumentAndResumedGivesTheSameEmbedding) {
   for (uint64_t k = 3; k < 6; ++k) {
     absl::StatusOr<v1::ChunkUpdate> update = second.Apply(MakeChunk(k, Slice(doc, k * 300, 300)));
     ASSERT_TRUE(update.ok()) << update.status();
-    if (k < next) EXPECT_TRUE(update->replayed());
-    if (k > 3) EXPECT_FALSE(update->replayed());
+    if (k < next) {
+      EXPECT_TRUE(update->replayed());
+    }
+    if (k > 3) {
+      EXPECT_FALSE(update->replayed());
+    }
     EXPECT_EQ(update->end(), static_cast<int64_t>((k + 1) * 300));
   }
   absl::StatusOr<v1::DocumentResult> result = second.Finish();
