@@ -71,6 +71,7 @@ absl::StatusOr<Connection> Connection::Connect(const ConnectionOptions& options)
   c.channel_ = grpc::CreateCustomChannel(options.server, credentials, args);
   c.encoder_ = v1::Encoder::NewStub(c.channel_);
   c.health_ = grpc::health::v1::Health::NewStub(c.channel_);
+  c.telemetry_ = v1::Telemetry::NewStub(c.channel_);
   return c;
 }
 

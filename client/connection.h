@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "proteus/v1/encoder.grpc.pb.h"
+#include "proteus/v1/telemetry.grpc.pb.h"
 
 namespace proteus::client {
 
@@ -37,6 +38,7 @@ class Connection {
 
   v1::Encoder::Stub& encoder() const { return *encoder_; }
   grpc::health::v1::Health::Stub& health() const { return *health_; }
+  v1::Telemetry::Stub& telemetry() const { return *telemetry_; }
   const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
   // Adds the bearer token (if any) and, when `timeout` is positive, a deadline.
   void Prepare(grpc::ClientContext* context, absl::Duration timeout = absl::ZeroDuration()) const;
@@ -48,6 +50,7 @@ class Connection {
   std::shared_ptr<grpc::Channel> channel_;
   std::shared_ptr<v1::Encoder::Stub> encoder_;
   std::shared_ptr<grpc::health::v1::Health::Stub> health_;
+  std::shared_ptr<v1::Telemetry::Stub> telemetry_;
 };
 
 // Reads a token file as the server does (first token line).

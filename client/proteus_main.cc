@@ -4,6 +4,7 @@
 //   proteus resume SESSION_ID FILE    continue an interrupted `encode` of FILE, then finish it
 //   proteus info                      the served model and the server's limits
 //   proteus health                    grpc.health.v1 status (exit 0 only when SERVING)
+//   proteus watch                     the routing log bus, live
 //
 // Connection flags work for every command: --server, --tls/--ca_cert, --client_cert/--client_key
 // (mutual TLS), --token_file. `proteus --help` lists every flag.
@@ -14,15 +15,19 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/marshalling.h"
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "client/connection.h"
 #include "client/document_source.h"
 #include "client/output_writers.h"
 #include "client/progress_bar.h"
+#include "client/routing_watch.h"
 #include "client/stream_encoder.h"
 #include "google/protobuf/util/json_util.h"
 #include "model/tokenizer.h"
@@ -49,6 +54,9 @@ ABSL_FLAG(int64_t, detach_after_tokens, 0,
 ABSL_FLAG(std::string, progress, "auto", "progress bar: auto (when stderr is a terminal), "
           "always, never");
 ABSL_FLAG(std::string, service, "", "health: the service to ask about (\"\": the server)");
+ABSL_FLAG(std::vector<std::string>, layers, {},
+          "watch: the layers to show, e.g. 0,5 (default: all)");
+ABSL_FLAG(int64_t, max_events, 0, "watch: stop after this many events; 0: until interrupted");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(10), "info/health: the call's deadline");
 
 namespace proteus::client {
@@ -61,6 +69,7 @@ constexpr char kUsage[] = R"(the command-line client of proteus_server
   proteus resume SESSION_ID FILE [--out ...]
   proteus info
   proteus health [--service NAME]
+  proteus watch [--layers 0,5] [--max_events N]
 
 connection: --server HOST:PORT  --tls  --ca_cert CA.pem  --client_cert C.pem --client_key C.key
             --server_name NAME  --token_file FILE (or $PROTEUS_TOKEN)
@@ -203,6 +212,22 @@ int Encode(const Connection& c, const std::vector<std::string>& files,
   return 0;
 }
 
+int Watch(const Connection& c) {
+  WatchOptions options;
+  for (const std::string& layer : absl::GetFlag(FLAGS_layers)) {
+    int value = 0;
+    if (!absl::SimpleAtoi(layer, &value)) {
+      return Fail(absl::InvalidArgumentError(
+          absl::StrCat("--layers: expected comma-separated layer numbers, got \"", layer, "\"")));
+    }
+    options.layers.push_back(value);
+  }
+  options.max_events = absl::GetFlag(FLAGS_max_events);
+  std::cerr << "proteus: watching routing on " << c.target() << " (Ctrl-C to stop)" << std::endl;
+  if (absl::Status s = WatchRouting(c, options, std::cout); !s.ok()) return Fail(s);
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
@@ -216,6 +241,7 @@ int Main(int argc, char** argv) {
   if (!connection.ok()) return Fail(connection.status());
   if (command == "info" && rest.empty()) return Info(*connection);
   if (command == "health" && rest.empty()) return Health(*connection);
+  if (command == "watch" && rest.empty()) return Watch(*connection);
   if (command == "encode" && !rest.empty()) return Encode(*connection, rest, "");
   if (command == "resume" && rest.size() == 2) {
     return Encode(*connection, {rest[1]}, rest[0]);
