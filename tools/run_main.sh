@@ -17,8 +17,10 @@ run_demo() {
   local server=bazel-bin/server/proteus_server client=bazel-bin/client/proteus
   mkdir -p "$work"
   rm -f "$work/server.log"
-  # Port 0: any free port; the server logs the one it bound.
-  "$server" --listen 127.0.0.1:0 --device auto 2>"$work/server.log" &
+  # Port 0: any free port; the server logs the one it bound. The metrics port: a free one.
+  local metrics_port
+  metrics_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$server" --listen 127.0.0.1:0 --device auto --metrics_port "$metrics_port" 2>"$work/server.log" &
   local pid=$!
   trap 'kill -TERM '"$pid"' 2>/dev/null || true' EXIT
   local address=""
@@ -34,7 +36,17 @@ run_demo() {
   done
   cat "$work/server.log" >&2
   "$client" --server "$address" health
+  # The routing log bus, watched while the document streams (one event per chunk).
+  "$client" --server "$address" watch --max_events 1 --layers 0 >"$work/watch.txt" 2>/dev/null &
+  local watcher=$!
+  sleep 0.5
   "$client" --server "$address" encode "$input" --out "$work/encoded.safetensors"
+  wait "$watcher" || true
+  echo "--- proteus watch (layer 0):" >&2
+  cat "$work/watch.txt" >&2
+  echo "--- Prometheus series on :$metrics_port/metrics (routing of layer 0):" >&2
+  python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1]).read().decode())' \
+    "http://127.0.0.1:$metrics_port/metrics" | grep -E '^proteus_(router|dna)[a-z_]*\{layer="0"|^proteus_ingested_tokens_total ' >&2 || true
   kill -TERM "$pid"
   wait "$pid"
   trap - EXIT

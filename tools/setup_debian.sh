@@ -23,6 +23,7 @@ packages=(
   libabsl-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev
   openssl   # the server's TLS tests make their certificates with the openssl command
+  prometheus  # the telemetry test scrapes the server with a real Prometheus (and promtool)
 )
 command -v python3 >/dev/null || packages+=(python3)
 missing=()
