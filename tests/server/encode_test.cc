@@ -199,21 +199,5 @@ TEST(EncodeTest, GetModelInfoDescribesTheModelAndTheLimits) {
   EXPECT_GT(info.limits().max_message_bytes(), 4096 * 5);
 }
 
-TEST(EncodeTest, TelemetryIsDeclaredButAnswersUnimplemented) {
-  auto t = StartTestServer();
-  ASSERT_NE(t, nullptr);
-  auto telemetry = v1::Telemetry::NewStub(t->channel);
-  grpc::ClientContext c1;
-  v1::RoutingSnapshot snapshot;
-  grpc::Status s = telemetry->GetRoutingSnapshot(&c1, v1::GetRoutingSnapshotRequest(), &snapshot);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), ::testing::HasSubstr("telemetry issue"));
-  grpc::ClientContext c2;
-  auto reader = telemetry->WatchRouting(&c2, v1::WatchRoutingRequest());
-  v1::RoutingEvent event;
-  EXPECT_FALSE(reader->Read(&event));
-  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
-}
-
 }  // namespace
 }  // namespace proteus::server
