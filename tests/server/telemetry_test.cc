@@ -72,10 +72,11 @@ const char* RegimeOf(int64_t t) { return t <= 256 ? "dense" : t >= 1024 ? "linea
 
 class TelemetryTest : public ::testing::Test {
  protected:
+  // Use as ASSERT_NO_FATAL_FAILURE(Start()): a server that did not start ends the test.
   void Start(ServerOptions options = testing::TestOptions()) {
     options.metrics_address = "127.0.0.1:0";
     t_ = StartTestServer(options);
-    ASSERT_NE(t_, nullptr);
+    ASSERT_NE(t_, nullptr) << "the server did not start (see its message above)";
     telemetry_ = v1::Telemetry::NewStub(t_->channel);
   }
   std::unique_ptr<testing::TestServer> t_;
@@ -83,7 +84,7 @@ class TelemetryTest : public ::testing::Test {
 };
 
 TEST_F(TelemetryTest, PrometheusSeriesCountWhatWasEncoded) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   const std::string before = HttpGet(t_->server->metrics_port(), "/metrics");
   ASSERT_THAT(before, HasSubstr("# TYPE proteus_ingested_tokens_total counter"));
   // The warm-up forward pass is not client traffic.
@@ -151,7 +152,7 @@ TEST_F(TelemetryTest, PrometheusSeriesCountWhatWasEncoded) {
 }
 
 TEST_F(TelemetryTest, OpenSessionsAndTheirResidentTokensAreGauged) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   Stream stream(t_->stub.get());
   ASSERT_TRUE(stream.Open().ok());
   ASSERT_TRUE(stream.Apply(testing::MakeChunk(0, MakeDocument(300, 1))).ok());
@@ -165,7 +166,7 @@ TEST_F(TelemetryTest, OpenSessionsAndTheirResidentTokensAreGauged) {
 }
 
 TEST_F(TelemetryTest, WatchRoutingStreamsOneEventPerChunk) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   grpc::ClientContext context;
   v1::WatchRoutingRequest request;
   request.add_layers(1);
@@ -203,7 +204,7 @@ TEST_F(TelemetryTest, WatchRoutingStreamsOneEventPerChunk) {
 }
 
 TEST_F(TelemetryTest, WatchRoutingRejectsAnUnknownLayer) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   grpc::ClientContext context;
   v1::WatchRoutingRequest request;
   request.add_layers(7);
@@ -218,7 +219,7 @@ TEST_F(TelemetryTest, WatchRoutingRejectsAnUnknownLayer) {
 TEST_F(TelemetryTest, AWatcherThatNeverReadsLosesEventsWithoutHoldingUpEncoding) {
   ServerOptions options = testing::TestOptions();
   options.telemetry_watcher_queue = 4;
-  Start(options);
+  ASSERT_NO_FATAL_FAILURE(Start(options));
   // The watcher's own channel with a tiny HTTP/2 receive window and no window growth, so that
   // not reading soon stops the server's writes (as a slow consumer over a real network does).
   grpc::ChannelArguments args;
@@ -276,7 +277,7 @@ TEST_F(TelemetryTest, AWatcherThatNeverReadsLosesEventsWithoutHoldingUpEncoding)
 }
 
 TEST_F(TelemetryTest, ShutdownEndsWatchersPromptly) {
-  Start();
+  ASSERT_NO_FATAL_FAILURE(Start());
   grpc::ClientContext context;
   auto reader = telemetry_->WatchRouting(&context, v1::WatchRoutingRequest());
   for (int i = 0; i < 200 && t_->server->telemetry().bus().subscribers() == 0; ++i) {
