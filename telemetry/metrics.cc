@@ -1,5 +1,6 @@
 #include "telemetry/metrics.h"
 
+#include <CivetServer.h>
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
 
@@ -183,15 +184,35 @@ void Metrics::SetServerStateProbe(std::function<ServerState()> probe) {
   state_->SetProbe(std::move(probe));
 }
 
+namespace {
+
+// civetweb says why it could not start only through its log callback; keep the last message of
+// the thread that is starting an exposer, to put it in the error.
+thread_local std::string* starting_log = nullptr;
+
+int KeepLogMessage(const mg_connection* /*connection*/, const char* message) {
+  if (starting_log != nullptr && message != nullptr) *starting_log = message;
+  return 1;  // handled: nothing on stderr
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::string& address,
                                                                         Metrics& metrics) {
   std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
+  CivetCallbacks callbacks;
+  callbacks.log_message = KeepLogMessage;
+  std::string log;
+  starting_log = &log;
   try {
-    endpoint->exposer_ = std::make_unique<prometheus::Exposer>(address, /*num_threads=*/1);
+    endpoint->exposer_ = std::make_unique<prometheus::Exposer>(
+        std::vector<std::string>{"listening_ports", address, "num_threads", "1"}, &callbacks);
   } catch (const std::exception& e) {
-    return absl::UnavailableError(
-        absl::StrCat("--metrics_port: cannot serve metrics on ", address, ": ", e.what()));
+    starting_log = nullptr;
+    return absl::UnavailableError(absl::StrCat("--metrics_port: cannot serve metrics on ", address,
+                                               ": ", log.empty() ? e.what() : log));
   }
+  starting_log = nullptr;
   endpoint->exposer_->RegisterCollectable(metrics.registry());
   endpoint->exposer_->RegisterCollectable(metrics.state_);
   const std::vector<int> ports = endpoint->exposer_->GetListeningPorts();
