@@ -23,6 +23,7 @@ packages=(
   libabsl-dev nlohmann-json3-dev libgtest-dev libgmock-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev
   openssl   # the server's TLS tests make their certificates with the openssl command
+  clang-14 libclang-rt-14-dev   # tools/fuzz.sh: libFuzzer and the ASan/UBSan runtimes (a Recommends only)
 )
 command -v python3 >/dev/null || packages+=(python3)
 missing=()
