@@ -29,10 +29,11 @@ int64_t SelectedBlockCount(const ModelConfig& config, int64_t query_block,
   if (a.IsZero()) return num_candidates;
   const int64_t kmin = config.attn_topk_blocks_min;
   const int64_t kmax = config.attn_topk_blocks_max;
-  // ⌈x/den⌉ for x ≥ 0 in integers; x ≤ kmax·den stays far from overflow for
-  // any validated config (den is a position difference).
-  const int64_t x = (kmax - kmin) * (a.den - a.num);
-  const int64_t k = kmin + (x + a.den - 1) / a.den;
+  // ⌈x/den⌉ for x ≥ 0 in exact integers. x = (kmax − kmin)·(den − num) reaches
+  // 2^31·2^53 for a validated config (den is a position difference up to
+  // 2^53), so it is computed in 128 bits; the quotient is ≤ kmax − kmin.
+  const __int128 x = static_cast<__int128>(kmax - kmin) * (a.den - a.num);
+  const int64_t k = kmin + static_cast<int64_t>((x + a.den - 1) / a.den);
   return std::clamp<int64_t>(k, 0, num_candidates);
 }
 

@@ -46,4 +46,7 @@ run "deploy checks" bash deploy/check.sh || fail $?
 # The HIP build of the same kernels, compiled for gfx90a and gfx1100 (installs hipcc if missing).
 run "hip build" bash tools/hip_check.sh || fail $?
 
+# The libFuzzer targets (tests/fuzz/), ASan + UBSan, each for $PROTEUS_FUZZ_SECONDS (default 60).
+run "fuzz" bash tools/fuzz.sh || fail $?
+
 echo "=== all stages passed"

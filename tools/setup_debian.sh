@@ -24,6 +24,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev prometheus-cpp-dev
   openssl   # the server's TLS tests make their certificates with the openssl command
   prometheus  # the telemetry test scrapes the server with a real Prometheus (and promtool)
+  clang-14 libclang-rt-14-dev   # tools/fuzz.sh: libFuzzer and the ASan/UBSan runtimes (a Recommends only)
 )
 command -v python3 >/dev/null || packages+=(python3)
 missing=()
