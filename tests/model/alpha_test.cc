@@ -1,8 +1,10 @@
 #include "model/alpha.h"
+#include "model/config.h"
 
 #include <gtest/gtest.h>
 
 #include <tuple>
+#include <utility>
 
 namespace proteus {
 namespace {
@@ -80,6 +82,36 @@ TEST(AlphaTest, OddDifferenceRoundsUp) {
   c.attn_topk_blocks_max = 9;
   c.attn_topk_blocks_min = 2;  // 2 + ⌈7/2⌉ = 6
   EXPECT_EQ(SelectedBlockCount(c, 3, 100), 6);
+}
+
+// (kmax − kmin)·(den − num) overflows 64 bits for a valid config with a far switch (found by
+// tests/fuzz/config_fuzzer): the rule must still hold exactly.
+TEST(AlphaTest, FarSwitchDoesNotOverflow) {
+  ModelConfig c = Config(AttnMode::kAuto);
+  c.attn_seq_low = 0;
+  c.attn_linear_switch_ctx = int64_t{1} << 53;
+  c.attn_topk_blocks_min = 8;
+  c.attn_topk_blocks_max = 2048;
+  ASSERT_TRUE(ValidateModelConfig(c).ok());
+  // α = 64·i/2^53: kmin + ⌈2040·(1 − α)⌉ = 2048 while 2040·α < 1, then 2047.
+  EXPECT_EQ(SelectedBlockCount(c, 1, 1 << 20), 2048);
+  const int64_t i = ((int64_t{1} << 53) / 2040 + c.attn_block) / c.attn_block;  // 2040·α just ≥ 1
+  EXPECT_EQ(SelectedBlockCount(c, i, 1 << 20), 2047);
+}
+
+// Regime counts over a range, by bisection, against a position-by-position count.
+TEST(AlphaTest, CountRegimesMatchesRegimeAt) {
+  ModelConfig c = Config(AttnMode::kAuto);
+  c.attn_seq_low = 100;
+  c.attn_linear_switch_ctx = 300;
+  for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, 50}, {0, 1000}, {99, 101}, {150, 299},
+                            {299, 301}, {400, 500}, {7, 7}}) {
+    int64_t expected[3] = {0, 0, 0};
+    for (int64_t t = begin; t < end; ++t) ++expected[static_cast<int>(RegimeAt(c, t))];
+    const RegimeCounts counts = CountRegimes(c, begin, end);
+    for (int r = 0; r < 3; ++r) EXPECT_EQ(counts.tokens[r], expected[r]) << begin << ".." << end;
+  }
+  EXPECT_EQ(CountRegimes(Config(AttnMode::kSparse), 0, 10).tokens[1], 10);
 }
 
 }  // namespace
