@@ -1,7 +1,8 @@
 // What routing telemetry costs per chunk (issue: "under 2% of chunk time"): a routed model with
-// DNA encodes the same document twice per round — telemetry on and off, in alternating order —
-// through the public Encoder API exactly as the server calls it. Prints the median chunk time
-// of each and the overhead. Runs on cpu or cuda.
+// DNA encodes the same document with telemetry on and off
+// through the public Encoder API exactly as the server calls it. Two sessions run in lockstep,
+// chunk by chunk (see EncodePaired); prints the median chunk times and the median of the paired
+// per-chunk ratios with its interquartile range. Runs on cpu or cuda.
 //
 //   telemetry_overhead_bench [--device cpu|cuda] [--dtype float32|bfloat16] [--tokens N]
 //                            [--chunk N] [--rounds N] [--d_model N] [--n_layer N]
@@ -28,30 +29,36 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One document in chunks; returns the per-chunk wall times in ms.
-std::vector<double> EncodeOnce(const Encoder& encoder, const std::vector<int32_t>& doc,
-                               int64_t chunk, bool telemetry) {
-  std::vector<double> times;
-  auto session = encoder.NewSession(SessionOptions());
-  if (!session.ok()) return times;
-  ChunkRequest request;
-  request.telemetry = telemetry;
-  for (size_t start = 0; start < doc.size(); start += chunk) {
+// Two sessions of the same document in lockstep, one with telemetry and one without: chunk k of
+// each runs back to back (the order alternating), so machine drift hits both alike. Returns
+// the per-chunk times in ms of each.
+bool EncodePaired(const Encoder& encoder, const std::vector<int32_t>& doc, int64_t chunk,
+                  std::vector<double>* on, std::vector<double>* off) {
+  auto with = encoder.NewSession(SessionOptions());
+  auto without = encoder.NewSession(SessionOptions());
+  if (!with.ok() || !without.ok()) return false;
+  ChunkRequest with_request, without_request;
+  with_request.telemetry = true;
+  for (size_t start = 0, k = 0; start < doc.size(); start += chunk, ++k) {
     const size_t n = std::min<size_t>(chunk, doc.size() - start);
-    ChunkResult result;
-    const auto t0 = Clock::now();
-    // EncodeChunk returns after its results are on the host (it reads the likelihood back),
-    // so wall time is device time plus launch overhead on cuda too.
-    absl::Status s = encoder.EncodeChunk(**session, absl::MakeConstSpan(doc).subspan(start, n),
-                                         request, &result);
-    const auto t1 = Clock::now();
-    if (!s.ok()) {
-      std::fprintf(stderr, "encode failed: %s\n", std::string(s.message()).c_str());
-      return {};
+    for (int side = 0; side < 2; ++side) {
+      const bool telemetry = (side == 0) == (k % 2 == 0);
+      ChunkResult result;
+      const auto t0 = Clock::now();
+      // EncodeChunk returns after its results are on the host (it reads the likelihood back),
+      // so wall time is device time plus launch overhead on cuda too.
+      absl::Status s = encoder.EncodeChunk(telemetry ? **with : **without,
+                                           absl::MakeConstSpan(doc).subspan(start, n),
+                                           telemetry ? with_request : without_request, &result);
+      const auto t1 = Clock::now();
+      if (!s.ok()) {
+        std::fprintf(stderr, "encode failed: %s\n", std::string(s.message()).c_str());
+        return false;
+      }
+      (telemetry ? on : off)->push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
     }
-    times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
-  return times;
+  return true;
 }
 
 double Median(std::vector<double> v) {
@@ -95,24 +102,28 @@ int Run() {
   std::vector<int32_t> doc(tokens);
   for (int64_t i = 0; i < tokens; ++i) doc[i] = static_cast<int32_t>((i * 7919 + i / 13) % 256);
 
-  EncodeOnce(**encoder, doc, chunk, true);  // warm-up (allocator, kernels)
   std::vector<double> on, off;
+  if (!EncodePaired(**encoder, doc, chunk, &on, &off)) return 1;  // warm-up (allocator, kernels)
+  on.clear();
+  off.clear();
   for (int r = 0; r < absl::GetFlag(FLAGS_rounds); ++r) {
-    const bool first_on = r % 2 == 0;  // alternate the order: no drift favours either side
-    for (bool telemetry : {first_on, !first_on}) {
-      std::vector<double> t = EncodeOnce(**encoder, doc, chunk, telemetry);
-      if (t.empty()) return 1;
-      (telemetry ? on : off).insert((telemetry ? on : off).end(), t.begin(), t.end());
-    }
+    if (!EncodePaired(**encoder, doc, chunk, &on, &off)) return 1;
   }
+  std::vector<double> ratios;  // per chunk pair
+  for (size_t i = 0; i < on.size(); ++i) ratios.push_back(on[i] / off[i]);
+  std::vector<double> sorted = ratios;
+  std::sort(sorted.begin(), sorted.end());
+  const double q1 = sorted[sorted.size() / 4], q3 = sorted[3 * sorted.size() / 4];
   const double m_on = Median(on), m_off = Median(off);
   std::printf("device %s dtype %s: d_model %d, %d layers, 16 heads (4 active), 32 gates, DNA on; "
               "%lld tokens in chunks of %lld, %d rounds\n",
               absl::GetFlag(FLAGS_device).c_str(), absl::GetFlag(FLAGS_dtype).c_str(),
               config.d_model, config.n_layer, static_cast<long long>(tokens),
               static_cast<long long>(chunk), absl::GetFlag(FLAGS_rounds));
-  std::printf("median chunk time: telemetry off %.3f ms, on %.3f ms: overhead %+.2f%%\n", m_off,
-              m_on, 100.0 * (m_on - m_off) / m_off);
+  std::printf("median chunk time: telemetry off %.3f ms, on %.3f ms; median of %zu paired "
+              "ratios: overhead %+.2f%% (interquartile %+.2f%% to %+.2f%%)\n",
+              m_off, m_on, ratios.size(), 100.0 * (Median(ratios) - 1.0), 100.0 * (q1 - 1.0),
+              100.0 * (q3 - 1.0));
   return 0;
 }
 
