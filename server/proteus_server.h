@@ -26,7 +26,7 @@
 #include "server/service_context.h"
 #include "server/session_manager.h"
 #include "server/telemetry_service.h"
-#include "telemetry/metrics.h"
+#include "telemetry/metrics_endpoint.h"
 
 namespace proteus::server {
 

@@ -1,11 +1,10 @@
 #include "telemetry/metrics.h"
 
-#include <CivetServer.h>
 #include <prometheus/collectable.h>
 #include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 
 #include <algorithm>
-#include <exception>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -184,43 +183,10 @@ void Metrics::SetServerStateProbe(std::function<ServerState()> probe) {
   state_->SetProbe(std::move(probe));
 }
 
-namespace {
-
-// civetweb says why it could not start only through its log callback; keep the last message of
-// the thread that is starting an exposer, to put it in the error.
-thread_local std::string* starting_log = nullptr;
-
-int KeepLogMessage(const mg_connection* /*connection*/, const char* message) {
-  if (starting_log != nullptr && message != nullptr) *starting_log = message;
-  return 1;  // handled: nothing on stderr
-}
-
-}  // namespace
-
-absl::StatusOr<std::unique_ptr<MetricsEndpoint>> MetricsEndpoint::Start(const std::string& address,
-                                                                        Metrics& metrics) {
-  std::unique_ptr<MetricsEndpoint> endpoint(new MetricsEndpoint());
-  CivetCallbacks callbacks;
-  callbacks.log_message = KeepLogMessage;
-  std::string log;
-  starting_log = &log;
-  try {
-    endpoint->exposer_ = std::make_unique<prometheus::Exposer>(
-        std::vector<std::string>{"listening_ports", address, "num_threads", "1"}, &callbacks);
-  } catch (const std::exception& e) {
-    starting_log = nullptr;
-    return absl::UnavailableError(absl::StrCat("--metrics_port: cannot serve metrics on ", address,
-                                               ": ", log.empty() ? e.what() : log));
-  }
-  starting_log = nullptr;
-  endpoint->exposer_->RegisterCollectable(metrics.registry());
-  endpoint->exposer_->RegisterCollectable(metrics.state_);
-  const std::vector<int> ports = endpoint->exposer_->GetListeningPorts();
-  if (ports.empty()) {
-    return absl::UnavailableError(absl::StrCat("--metrics_port: could not bind ", address));
-  }
-  endpoint->port_ = ports.front();
-  return endpoint;
+std::string Metrics::Scrape() const {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  for (prometheus::MetricFamily& family : state_->Collect()) families.push_back(std::move(family));
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 }  // namespace proteus::telemetry

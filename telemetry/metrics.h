@@ -1,6 +1,6 @@
 // Metrics: every Prometheus series of DESIGN.md §4, built once from one table of names, help
 // texts and buckets (TEI's prometheus.rs). Callers hold references; no metric name literal lives
-// anywhere else. MetricsEndpoint serves the registry on its own port (/metrics).
+// anywhere else. MetricsEndpoint (metrics_endpoint.h) serves Scrape() on its own port.
 //
 // Labels are bounded: `method` (the server's own gRPC methods, else "other"), `code` (gRPC
 // status code names), `layer` (0 … n_layer − 1), `regime` (dense, sparse, linear). Never session
@@ -11,7 +11,6 @@
 #define PROTEUS_TELEMETRY_METRICS_H_
 
 #include <prometheus/counter.h>
-#include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
@@ -47,11 +46,14 @@ class Metrics {
 
   const std::shared_ptr<prometheus::Registry>& registry() const { return registry_; }
 
+  // Every series now (the registry and the scrape-time gauges) in Prometheus text format 0.0.4.
+  std::string Scrape() const;
+
   // One finished RPC: proteus_requests_total{method,code}, proteus_request_duration_seconds.
   void RecordRequest(absl::string_view method, absl::string_view code, double seconds);
 
   // The gauges read at scrape time. `probe` must be thread-safe and cheap; it runs on the
-  // exposer's thread. Set once before serving.
+  // scraping thread. Set once before serving.
   void SetServerStateProbe(std::function<ServerState()> probe);
 
   struct Layer {
@@ -73,7 +75,6 @@ class Metrics {
   prometheus::Gauge& watchers() { return *watchers_; }
 
  private:
-  friend class MetricsEndpoint;
   class StateCollector;
 
   std::string MethodLabel(absl::string_view method) const;
@@ -88,21 +89,6 @@ class Metrics {
   prometheus::Gauge* watchers_;
   std::vector<Layer> layers_;
   std::shared_ptr<StateCollector> state_;
-};
-
-// The Prometheus exposer on its own port.
-class MetricsEndpoint {
- public:
-  // Listens on `address` ("host:port"; port 0 picks one) and serves `metrics` at /metrics.
-  // UNAVAILABLE, naming the address, if it cannot bind.
-  static absl::StatusOr<std::unique_ptr<MetricsEndpoint>> Start(const std::string& address,
-                                                                Metrics& metrics);
-  int port() const { return port_; }
-
- private:
-  MetricsEndpoint() = default;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  int port_ = 0;
 };
 
 }  // namespace proteus::telemetry

@@ -4,8 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <prometheus/text_serializer.h>
-
 #include <string>
 #include <vector>
 
@@ -30,9 +28,7 @@ LayerTelemetry AllTo(int head, int64_t tokens) {
   return t;
 }
 
-std::string Scrape(const Metrics& metrics) {
-  return prometheus::TextSerializer().Serialize(metrics.registry()->Collect());
-}
+std::string Scrape(const Metrics& metrics) { return metrics.Scrape(); }
 
 TEST(RoutingMonitorTest, TotalsWindowMetricsAndEvents) {
   Metrics metrics(/*n_layer=*/1, {});
