@@ -32,6 +32,9 @@ def make_copy(tmp):
         if os.path.exists(os.path.join(REPO, *source)):
             os.makedirs(os.path.join(root, source[0]))
             shutil.copy(os.path.join(REPO, *source), os.path.join(root, *source))
+    # The metric names come from telemetry/'s sources (deploy_checks.known_metrics).
+    if os.path.isdir(os.path.join(REPO, "telemetry")):
+        shutil.copytree(os.path.join(REPO, "telemetry"), os.path.join(root, "telemetry"))
     return root
 
 
