@@ -99,6 +99,9 @@ absl::StatusOr<std::unique_ptr<ProteusServer>> ProteusServer::Start(
   // Notice dead connections within a minute, so their streams end (sessions stay).
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
+  // gRPC binds with SO_REUSEPORT by default: a second server on the same port would start and
+  // silently take half the connections. Refuse it instead ("address in use").
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr) {
     return absl::UnavailableError(

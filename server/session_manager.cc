@@ -1,5 +1,9 @@
 #include "server/session_manager.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <sys/random.h>
 
 #include <cerrno>
@@ -143,12 +147,25 @@ void SessionManager::ReaperLoop() {
   const absl::Duration interval =
       std::min(options_.reap_interval, std::max(options_.idle_timeout / 4, absl::Milliseconds(10)));
   absl::MutexLock lock(&mu_);
+  int last_active = ActiveLocked();
   while (!stopping_) {
     reaper_cv_.WaitWithTimeout(&mu_, interval);
     if (stopping_) break;
     mu_.Unlock();
-    ReapIdle();
+    const int reaped = ReapIdle();
     mu_.Lock();
+    const int now_active = ActiveLocked();
+    if (reaped > 0 || now_active < last_active) {
+      // Sessions let go of their state (KV caches, replay buffers). glibc keeps freed memory in
+      // its per-thread arenas (gRPC runs many threads), so without this the server's resident
+      // memory stays at its high-water mark after a burst of documents.
+#if defined(__GLIBC__)
+      mu_.Unlock();
+      malloc_trim(0);
+      mu_.Lock();
+#endif
+    }
+    last_active = now_active;
   }
 }
 
