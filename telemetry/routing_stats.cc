@@ -17,19 +17,20 @@ void AddInto(std::vector<T>& into, const std::vector<T>& from) {
 }  // namespace
 
 void RoutingTotals::Add(const LayerTelemetry& chunk) {
-  if (chunk.tokens == 0) return;
-  alpha_min = tokens == 0 ? chunk.alpha_min : std::min(alpha_min, chunk.alpha_min);
-  alpha_max = tokens == 0 ? chunk.alpha_max : std::max(alpha_max, chunk.alpha_max);
-  ++chunks;
-  tokens += chunk.tokens;
-  dense_tokens += chunk.dense_tokens;
-  sparse_tokens += chunk.sparse_tokens;
-  linear_tokens += chunk.linear_tokens;
-  gate_entropy_sum += chunk.gate_entropy_sum;
-  AddInto(gate_mass, chunk.gate_mass);
-  AddInto(head_assignments, chunk.head_assignments);
-  if (!chunk.dna_drift.empty()) dna_drift = chunk.dna_drift;
-  evicted_blocks += chunk.evicted_blocks;
+  RoutingTotals one;  // the chunk as a total of one chunk; Add(RoutingTotals) does the merging
+  one.chunks = 1;
+  one.tokens = chunk.tokens;
+  one.dense_tokens = chunk.dense_tokens;
+  one.sparse_tokens = chunk.sparse_tokens;
+  one.linear_tokens = chunk.linear_tokens;
+  one.alpha_min = chunk.alpha_min;
+  one.alpha_max = chunk.alpha_max;
+  one.gate_entropy_sum = chunk.gate_entropy_sum;
+  one.gate_mass = chunk.gate_mass;
+  one.head_assignments = chunk.head_assignments;
+  one.dna_drift = chunk.dna_drift;
+  one.evicted_blocks = chunk.evicted_blocks;
+  Add(one);
 }
 
 void RoutingTotals::Add(const RoutingTotals& other) {
