@@ -118,31 +118,31 @@ Metrics::Metrics(int n_layer, std::vector<std::string> methods)
                      .Help("Tokens through each layer's attention, by regime of the slider alpha "
                            "(dense: 0, sparse: between, linear: 1).")
                      .Register(r);
-  auto& entropy = prometheus::BuildGauge()
+  entropy_ = &prometheus::BuildGauge()
                       .Name("proteus_router_gate_entropy_ratio")
                       .Help("Mean per-token gate entropy over ln(gates), over the recent window "
                             "(1: every token spreads evenly).")
                       .Register(r);
-  auto& perplexity = prometheus::BuildGauge()
+  perplexity_ = &prometheus::BuildGauge()
                          .Name("proteus_router_gate_usage_perplexity")
                          .Help("exp(entropy of the mean gate distribution) over the recent window "
                                "(the number of gates in effective use).")
                          .Register(r);
-  auto& unused = prometheus::BuildGauge()
+  unused_ = &prometheus::BuildGauge()
                      .Name("proteus_router_gates_unused")
                      .Help("Gates whose head received no routed token in the recent window.")
                      .Register(r);
-  auto& balance = prometheus::BuildGauge()
+  balance_ = &prometheus::BuildGauge()
                       .Name("proteus_router_load_balance_ratio")
                       .Help("Switch-style load balance H*sum(f_h*P_h) over the recent window "
                             "(1.0 is uniform).")
                       .Register(r);
-  auto& drift = prometheus::BuildGauge()
+  drift_ = &prometheus::BuildGauge()
                     .Name("proteus_dna_drift_cosine_distance")
                     .Help("1 - cos(session prototypes, checkpoint prototypes), mean over gates, "
                           "of the latest chunk's session.")
                     .Register(r);
-  auto& drift_max = prometheus::BuildGauge()
+  drift_max_ = &prometheus::BuildGauge()
                         .Name("proteus_dna_drift_cosine_distance_max")
                         .Help("1 - cos(session prototypes, checkpoint prototypes), max over "
                               "gates, of the latest chunk's session.")
@@ -155,15 +155,21 @@ Metrics::Metrics(int n_layer, std::vector<std::string> methods)
     const std::string layer = absl::StrCat(l);
     Layer m;
     for (int g = 0; g < 3; ++g) m.tokens[g] = &tokens.Add({{"layer", layer}, {"regime", kRegimes[g]}});
-    m.gate_entropy_ratio = &entropy.Add({{"layer", layer}});
-    m.gate_usage_perplexity = &perplexity.Add({{"layer", layer}});
-    m.gates_unused = &unused.Add({{"layer", layer}});
-    m.load_balance_ratio = &balance.Add({{"layer", layer}});
-    m.dna_drift_mean = &drift.Add({{"layer", layer}});
-    m.dna_drift_max = &drift_max.Add({{"layer", layer}});
     m.evicted_blocks = &evicted.Add({{"layer", layer}});
     layers_.push_back(m);
   }
+}
+
+// Family::Add returns the existing series for labels it has seen (it locks): no state of ours.
+Metrics::RoutingGauges Metrics::routing_gauges(int layer) {
+  const prometheus::Labels labels = {{"layer", absl::StrCat(layer)}};
+  return RoutingGauges{&entropy_->Add(labels), &perplexity_->Add(labels), &unused_->Add(labels),
+                       &balance_->Add(labels)};
+}
+
+Metrics::DriftGauges Metrics::drift_gauges(int layer) {
+  const prometheus::Labels labels = {{"layer", absl::StrCat(layer)}};
+  return DriftGauges{&drift_->Add(labels), &drift_max_->Add(labels)};
 }
 
 std::string Metrics::MethodLabel(absl::string_view method) const {

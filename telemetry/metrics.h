@@ -58,16 +58,26 @@ class Metrics {
 
   struct Layer {
     prometheus::Counter* tokens[3];  // proteus_router_tokens_total, by Regime
-    prometheus::Gauge* gate_entropy_ratio;
-    prometheus::Gauge* gate_usage_perplexity;
-    prometheus::Gauge* gates_unused;
-    prometheus::Gauge* load_balance_ratio;
-    prometheus::Gauge* dna_drift_mean;
-    prometheus::Gauge* dna_drift_max;
     prometheus::Counter* evicted_blocks;
   };
   const Layer& layer(int index) const { return layers_.at(static_cast<size_t>(index)); }
   int n_layer() const { return static_cast<int>(layers_.size()); }
+
+  // A layer's routing and DNA gauges, created on first use: a layer has none until its routing
+  // was measured (an unrouted model never, a routed one not before its first chunk), because a
+  // 0 would read as collapsed routing to the alert rules.
+  struct RoutingGauges {
+    prometheus::Gauge* gate_entropy_ratio;
+    prometheus::Gauge* gate_usage_perplexity;
+    prometheus::Gauge* gates_unused;
+    prometheus::Gauge* load_balance_ratio;
+  };
+  struct DriftGauges {
+    prometheus::Gauge* mean;
+    prometheus::Gauge* max;
+  };
+  RoutingGauges routing_gauges(int layer);
+  DriftGauges drift_gauges(int layer);
 
   prometheus::Histogram& chunk_duration() { return *chunk_duration_; }
   prometheus::Counter& ingested_tokens() { return *ingested_tokens_; }
@@ -88,6 +98,12 @@ class Metrics {
   prometheus::Counter* events_dropped_;
   prometheus::Gauge* watchers_;
   std::vector<Layer> layers_;
+  prometheus::Family<prometheus::Gauge>* entropy_;
+  prometheus::Family<prometheus::Gauge>* perplexity_;
+  prometheus::Family<prometheus::Gauge>* unused_;
+  prometheus::Family<prometheus::Gauge>* balance_;
+  prometheus::Family<prometheus::Gauge>* drift_;
+  prometheus::Family<prometheus::Gauge>* drift_max_;
   std::shared_ptr<StateCollector> state_;
 };
 

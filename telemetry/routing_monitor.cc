@@ -91,14 +91,16 @@ void RoutingMonitor::Record(absl::string_view document, int64_t start, int64_t e
       m.evicted_blocks->Increment(static_cast<double>(layers[l].evicted_blocks));
       const RoutingHealth health = ComputeRoutingHealth(window[l]);
       if (health.routed) {
-        m.gate_entropy_ratio->Set(health.gate_entropy_ratio);
-        m.gate_usage_perplexity->Set(health.usage_perplexity);
-        m.gates_unused->Set(static_cast<double>(health.gates_unused));
-        m.load_balance_ratio->Set(health.load_balance_ratio);
+        const Metrics::RoutingGauges g = metrics_->routing_gauges(l);
+        g.gate_entropy_ratio->Set(health.gate_entropy_ratio);
+        g.gate_usage_perplexity->Set(health.usage_perplexity);
+        g.gates_unused->Set(static_cast<double>(health.gates_unused));
+        g.load_balance_ratio->Set(health.load_balance_ratio);
       }
       if (health.dna) {
-        m.dna_drift_mean->Set(health.dna_drift_mean);
-        m.dna_drift_max->Set(health.dna_drift_max);
+        const Metrics::DriftGauges g = metrics_->drift_gauges(l);
+        g.mean->Set(health.dna_drift_mean);
+        g.max->Set(health.dna_drift_max);
       }
     }
   }

@@ -52,6 +52,9 @@ TEST(MetricsEndpointTest, ServesTheExpositionAndRefusesEverythingElse) {
   EXPECT_THAT(ok, HasSubstr("\r\n\r\n# HELP "));
   EXPECT_THAT(ok, HasSubstr("\nproteus_ingested_tokens_total 42\n"));
   EXPECT_THAT(ok, HasSubstr("proteus_router_tokens_total{layer=\"1\",regime=\"linear\"} 0"));
+  // No routing was measured yet: no routing gauge at all (a 0 would read as collapse).
+  EXPECT_THAT(ok, ::testing::Not(HasSubstr("proteus_router_gate_usage_perplexity{")));
+  EXPECT_THAT(ok, ::testing::Not(HasSubstr("proteus_dna_drift_cosine_distance{")));
   // The body is exactly Content-Length bytes: the scrape text.
   const std::string body = ok.substr(ok.find("\r\n\r\n") + 4);
   EXPECT_THAT(ok, HasSubstr(absl::StrCat("Content-Length: ", body.size(), "\r\n")));
