@@ -7,6 +7,7 @@
 
 #include "kernels/reference/flux_reference.h"
 #include "model/alpha.h"
+#include "model/attention_flux.h"
 #include "model/layers.h"
 
 namespace proteus {
@@ -31,45 +32,6 @@ at::Tensor GateProbs(const ModelConfig& c, const LayerWeights& w, const at::Tens
 
 at::Tensor LongTensor(const std::vector<int64_t>& v, at::Device device) {
   return at::tensor(v, kLong).to(device);
-}
-
-int64_t SlotOf(const LayerState& s, int64_t block) {
-  for (auto it = s.resident.rbegin(); it != s.resident.rend(); ++it) {
-    if (it->block == block) return it->slot;
-  }
-  return -1;
-}
-
-void GrowPool(LayerState& s) {
-  const int64_t old = s.k_cache.size(0);
-  auto more = [old](const at::Tensor& t) {
-    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
-    shape[0] = old;
-    return at::cat({t, at::zeros(shape, t.options())}, 0);
-  };
-  s.k_cache = more(s.k_cache);
-  s.v_cache = more(s.v_cache);
-  s.key_sum = more(s.key_sum);
-  for (int64_t i = 2 * old - 1; i >= old; --i) s.free_slots.push_back(i);
-}
-
-// Evicts at the start of query block i while the next block would exceed the
-// budget: eligible are complete blocks past the sinks with no key in the
-// window of block i's queries; fewest selections first, ties to the oldest.
-void EvictForBlock(const ModelConfig& c, int64_t budget, int64_t i, LayerState& s) {
-  const int64_t B = c.attn_block;
-  const int64_t first = c.attn_sinks / B, last = i - c.attn_window / B - 1;
-  while (budget > 0 && static_cast<int64_t>(s.resident.size() + 1) * B > budget) {
-    auto victim = s.resident.end();
-    for (auto it = s.resident.begin(); it != s.resident.end(); ++it) {
-      if (it->block < first || it->block > last) continue;
-      if (victim == s.resident.end() || it->times_selected < victim->times_selected) victim = it;
-    }
-    if (victim == s.resident.end()) return;  // budget ≥ sinks + W + B rules this out
-    s.free_slots.push_back(victim->slot);
-    s.resident.erase(victim);
-    ++s.evicted_blocks;
-  }
 }
 
 // Top-k key blocks of query block i per kv head (DESIGN §2.8 "Selection").
@@ -112,11 +74,9 @@ void SelectBlocks(const ModelConfig& c, int64_t i, LayerState& s) {
 
 // Starts query block i: evict, allocate its slot, reset the pending
 // statistics and select its key blocks.
-void BeginBlock(const ModelConfig& c, int64_t budget, int64_t i, LayerState& s) {
-  EvictForBlock(c, budget, i, s);
-  if (s.free_slots.empty()) GrowPool(s);
-  const int64_t slot = s.free_slots.back();
-  s.free_slots.pop_back();
+void BeginBlock(const ModelConfig& c, int64_t i, LayerState& s) {
+  EvictForBlock(c, i, s);
+  const int64_t slot = TakeSlot(s);
   s.k_cache[slot].zero_();  // unwritten rows are masked, but must not be NaN
   s.v_cache[slot].zero_();
   s.key_sum[slot].zero_();
@@ -224,72 +184,75 @@ at::Tensor RoutingStatistics(const ModelConfig& c, const LayerWeights& w, const 
   return at::cat(parts);
 }
 
-at::Tensor AttentionForward(const ModelConfig& c, const LayerWeights& w, LayerState& s,
-                            const at::Tensor& x, int64_t start, LayerRouting* routing,
-                            at::Tensor* routing_stats) {
+ChunkProjections ProjectChunk(const ModelConfig& c, const LayerWeights& w, LayerState& s,
+                              const at::Tensor& x, int64_t start) {
   const int64_t n = x.size(0), nh = c.n_head, H = c.attn_h_total, KV = c.attn_kv_heads;
-  const int64_t hd = HeadDim(c), B = c.attn_block, W = c.attn_window;
+  const int64_t hd = HeadDim(c), W = c.attn_window;
   const at::Device device = x.device();
   const at::ScalarType kv_dtype = s.k_cache.scalar_type();
-  const bool linear = s.lin_s.defined();
-
-  HeadRouting r = RouteTokens(c, w, s, x, start);
-  if (routing_stats != nullptr && r.gate_probs.defined()) {
-    *routing_stats = RoutingStatistics(c, w, s, r);
-  }
+  ChunkProjections p;
+  p.routing = RouteTokens(c, w, s, x, start);
+  const HeadRouting& r = p.routing;
   at::Tensor q_all = at::linear(x, w.wq).view({n, H, hd});
-  at::Tensor q_pre = q_all.gather(1, r.heads.unsqueeze(-1).expand({n, nh, hd})).to(at::kFloat);
+  p.q_pre = q_all.gather(1, r.heads.unsqueeze(-1).expand({n, nh, hd})).to(at::kFloat);
   // K and V are rounded to the cache dtype before any use (§2.8).
-  at::Tensor k_c = at::linear(x, w.wk).view({n, KV, hd}).to(kv_dtype).detach();
-  at::Tensor v_c = at::linear(x, w.wv).view({n, KV, hd}).to(kv_dtype).detach();
-  at::Tensor k_pre = k_c.to(at::kFloat);
+  p.k_c = at::linear(x, w.wk).view({n, KV, hd}).to(kv_dtype).detach();
+  p.v_c = at::linear(x, w.wv).view({n, KV, hd}).to(kv_dtype).detach();
+  p.k_pre = p.k_c.to(at::kFloat);
   RopeTables rope = MakeRopeTables(start, n, hd, c.rope_base, device);
-  at::Tensor q_rot = ApplyRope(q_pre, rope);
-  at::Tensor k_rot_c = ApplyRope(k_pre, rope).to(kv_dtype);
+  p.q_rot = ApplyRope(p.q_pre, rope);
+  p.k_rot_c = ApplyRope(p.k_pre, rope).to(kv_dtype);
 
-  at::Tensor row_kv = at::div(r.heads, H / KV, "floor");  // [n, nh]
+  p.row_kv = at::div(r.heads, H / KV, "floor");  // [n, nh]
   // g = α(t)·sigmoid(w_h), 0 while the linear state is empty (t < W).
   std::vector<double> alpha(n);
   for (int64_t t = 0; t < n; ++t) alpha[t] = start + t < W ? 0.0 : AlphaValueAt(c, start + t);
   at::Tensor alpha_t = at::tensor(alpha, at::TensorOptions().dtype(at::kDouble))
                            .to(device, at::kFloat)
                            .unsqueeze(1);
-  at::Tensor mix = alpha_t * at::sigmoid(w.mix_gate.to(at::kFloat))
-                                 .index_select(0, r.heads.reshape({-1}))
-                                 .view({n, nh});
+  p.mix = alpha_t * at::sigmoid(w.mix_gate.to(at::kFloat))
+                        .index_select(0, r.heads.reshape({-1}))
+                        .view({n, nh});
   // Per token Σ pre-RoPE q over its kept heads on each kv head (for q̄).
-  at::Tensor q_detached = q_pre.detach();
-  at::Tensor q_tok_sum = at::zeros({n, KV, hd}, q_detached.options())
-                             .scatter_add(1, row_kv.unsqueeze(-1).expand({n, nh, hd}), q_detached);
-  at::Tensor q_tok_count = at::zeros({n, KV}, q_detached.options())
-                               .scatter_add(1, row_kv, at::ones({n, nh}, q_detached.options()));
-  if (routing != nullptr) {
-    at::Tensor heads_cpu = r.heads.to(at::kCPU).contiguous();
-    routing->heads.assign(heads_cpu.data_ptr<int64_t>(), heads_cpu.data_ptr<int64_t>() + n * nh);
-  }
+  at::Tensor q_detached = p.q_pre.detach();
+  p.q_tok_sum = at::zeros({n, KV, hd}, q_detached.options())
+                    .scatter_add(1, p.row_kv.unsqueeze(-1).expand({n, nh, hd}), q_detached);
+  p.q_tok_count = at::zeros({n, KV}, q_detached.options())
+                      .scatter_add(1, p.row_kv, at::ones({n, nh}, q_detached.options()));
+  return p;
+}
 
+namespace {
+
+// The block-by-block reference (kernels/reference): the oracle, and the path
+// on the CPU. Returns the kept heads' outputs [n, nh, hd] in float32.
+at::Tensor ReferenceChunkAttention(const ModelConfig& c, LayerState& s, const ChunkProjections& p,
+                                   int64_t start, LayerRouting* routing) {
+  const int64_t n = p.q_pre.size(0), KV = c.attn_kv_heads;
+  const int64_t hd = HeadDim(c), B = c.attn_block, W = c.attn_window;
+  const at::Device device = p.q_pre.device();
+  const bool linear = s.lin_s.defined();
   std::vector<at::Tensor> outputs;
   for (int64_t a = start; a < start + n;) {
     const int64_t i = a / B, b = std::min((i + 1) * B, start + n);
     const int64_t r0 = a - start, len = b - a, off = a - i * B;
     if (off == 0) {
-      BeginBlock(c, s.max_resident_tokens, i, s);
+      BeginBlock(c, i, s);
       if (routing != nullptr) routing->blocks.push_back({i, s.selection});
     }
     if (linear) AdvanceLinearState(s, std::max<int64_t>(0, a - W + 1));
 
     const int64_t slot = SlotOf(s, i);
-    s.k_cache[slot].narrow(0, off, len).copy_(k_rot_c.narrow(0, r0, len));
-    s.v_cache[slot].narrow(0, off, len).copy_(v_c.narrow(0, r0, len));
-    s.pending_k_pre.narrow(0, off, len).copy_(k_pre.narrow(0, r0, len));
-    s.pending_q_sum.narrow(0, off, len).copy_(q_tok_sum.narrow(0, r0, len));
-    s.pending_q_count.narrow(0, off, len).copy_(q_tok_count.narrow(0, r0, len));
+    s.k_cache[slot].narrow(0, off, len).copy_(p.k_rot_c.narrow(0, r0, len));
+    s.v_cache[slot].narrow(0, off, len).copy_(p.v_c.narrow(0, r0, len));
+    s.pending_k_pre.narrow(0, off, len).copy_(p.k_pre.narrow(0, r0, len));
+    s.pending_q_sum.narrow(0, off, len).copy_(p.q_tok_sum.narrow(0, r0, len));
+    s.pending_q_count.narrow(0, off, len).copy_(p.q_tok_count.narrow(0, r0, len));
     if (linear) {
       at::Tensor idx = RingIndex(a, b, s.ring_k.size(0), device);
-      s.ring_k.index_copy_(0, idx, k_c.narrow(0, r0, len));
-      s.ring_v.index_copy_(0, idx, v_c.narrow(0, r0, len));
+      s.ring_k.index_copy_(0, idx, p.k_c.narrow(0, r0, len));
+      s.ring_v.index_copy_(0, idx, p.v_c.narrow(0, r0, len));
     }
-
     // The key blocks block i may read: sinks, selected, and the window.
     std::set<int64_t> blocks;
     for (const ResidentBlock& rb : s.resident) {
@@ -307,18 +270,18 @@ at::Tensor AttentionForward(const ModelConfig& c, const LayerWeights& w, LayerSt
         if (std::find(sel.begin(), sel.end(), j) == sel.end()) continue;
         std::fill_n(selected.begin() + kv * blocks.size() * B + col, B, 1);
       }
-      for (int64_t p = 0; p < B; ++p) positions.push_back(j * B + p);
+      for (int64_t o = 0; o < B; ++o) positions.push_back(j * B + o);
       col += B;
     }
     const int64_t nk = col;
     at::Tensor slot_idx = LongTensor(slots, device);
 
     FluxReferenceInputs in;
-    in.q_rot = q_rot.narrow(0, r0, len);
-    in.q_pre = q_pre.narrow(0, r0, len);
+    in.q_rot = p.q_rot.narrow(0, r0, len);
+    in.q_pre = p.q_pre.narrow(0, r0, len);
     in.q_pos = at::arange(a, b, kLong.device(device));
-    in.row_kv = row_kv.narrow(0, r0, len);
-    in.row_mix = mix.narrow(0, r0, len);
+    in.row_kv = p.row_kv.narrow(0, r0, len);
+    in.row_mix = p.mix.narrow(0, r0, len);
     in.k = s.k_cache.index_select(0, slot_idx).reshape({nk, KV, hd});
     in.v = s.v_cache.index_select(0, slot_idx).reshape({nk, KV, hd});
     in.k_pos = LongTensor(positions, device);
@@ -343,7 +306,27 @@ at::Tensor AttentionForward(const ModelConfig& c, const LayerWeights& w, LayerSt
     a = b;
   }
 
-  at::Tensor o = at::cat(outputs, 0) * r.weights.unsqueeze(-1);  // [n, nh, hd]
+  return at::cat(outputs, 0);
+}
+
+}  // namespace
+
+at::Tensor AttentionForward(const ModelConfig& c, const LayerWeights& w, LayerState& s,
+                            const at::Tensor& x, int64_t start, LayerRouting* routing,
+                            at::Tensor* routing_stats) {
+  const int64_t n = x.size(0), nh = c.n_head, H = c.attn_h_total, hd = HeadDim(c);
+  ChunkProjections p = ProjectChunk(c, w, s, x, start);
+  const HeadRouting& r = p.routing;
+  if (routing_stats != nullptr && r.gate_probs.defined()) {
+    *routing_stats = RoutingStatistics(c, w, s, r);
+  }
+  if (routing != nullptr) {
+    at::Tensor heads_cpu = r.heads.to(at::kCPU).contiguous();
+    routing->heads.assign(heads_cpu.data_ptr<int64_t>(), heads_cpu.data_ptr<int64_t>() + n * nh);
+  }
+  at::Tensor o = FluxChunkSupported(c, s, x) ? FluxChunkAttention(c, s, p, start, routing)
+                                             : ReferenceChunkAttention(c, s, p, start, routing);
+  o = o * r.weights.unsqueeze(-1);  // [n, nh, hd]
   at::Tensor full = at::zeros({n, H, hd}, o.options())
                         .scatter(1, r.heads.unsqueeze(-1).expand({n, nh, hd}), o);
   return at::linear(full.view({n, H * hd}).to(x.scalar_type()), w.wo);

@@ -38,11 +38,32 @@ HeadRouting RouteTokens(const ModelConfig& config, const LayerWeights& weights,
 at::Tensor DnaUpdate(const at::Tensor& prototypes, const at::Tensor& mass,
                      const at::Tensor& sum, double tau);
 
+// One chunk's projections for the attention back ends (the block-by-block
+// reference and the CUDA chunk path, attention_flux.h).
+struct ChunkProjections {
+  HeadRouting routing;
+  at::Tensor q_pre;        // [n, nh, hd] f32 pre-RoPE queries of the kept heads
+  at::Tensor q_rot;        // [n, nh, hd] f32 the same after RoPE
+  at::Tensor k_c, v_c;     // [n, KV, hd] pre-RoPE keys and values in the cache dtype
+  at::Tensor k_pre;        // k_c in f32
+  at::Tensor k_rot_c;      // [n, KV, hd] post-RoPE keys in the cache dtype
+  at::Tensor row_kv;       // [n, nh] int64 kv head of each kept head
+  at::Tensor mix;          // [n, nh] f32 g = α(t)·sigmoid(w_h), 0 for t < W
+  at::Tensor q_tok_sum;    // [n, KV, hd] f32 Σ q_pre over a token's kept heads on kv c
+  at::Tensor q_tok_count;  // [n, KV] f32 how many
+};
+
+// Routes x [n, d] (RouteTokens, so DNA adapts) and projects it.
+ChunkProjections ProjectChunk(const ModelConfig& config, const LayerWeights& weights,
+                              LayerState& state, const at::Tensor& x, int64_t start);
+
 // Runs the attention of one layer on x [n, d] (attn_norm output, global
 // positions start..start+n−1) against `state`, advancing it. Returns the
 // layer output [n, d] in x's dtype. Fills `routing` when non-null. When
 // `routing_stats` is non-null and the layer is routed, sets it to the layer's
-// RoutingStatistics on x's device.
+// RoutingStatistics on x's device. On a CUDA device with a bf16/fp16 cache the
+// chunk runs through the flux kernel (attention_flux.h), else block by block
+// through the reference.
 at::Tensor AttentionForward(const ModelConfig& config, const LayerWeights& weights,
                             LayerState& state, const at::Tensor& x, int64_t start,
                             LayerRouting* routing, at::Tensor* routing_stats = nullptr);

@@ -3,13 +3,13 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <limits>
 #include <vector>
 
 #include "kernels/cuda/flux_api.h"
 #include "kernels/reference/flux_reference.h"
 #include "model/alpha.h"
 #include "model/attention.h"
+#include "model/attention_flux.h"
 #include "model/layers.h"
 #include "model/session_state.h"
 
@@ -38,17 +38,6 @@ at::Tensor AlphaRows(const ModelConfig& c, int64_t start, int64_t n, at::Device 
     }
   }
   return a.masked_fill(t < c.attn_window, 0.0).to(at::kFloat);
-}
-
-// An int64 key whose descending order is: higher score first, then lower
-// block index (DESIGN §2.8 ties); invalid entries sort last.
-at::Tensor SelectionKeys(const at::Tensor& scores, const at::Tensor& valid) {
-  at::Tensor bits = scores.contiguous().view(at::kInt).to(at::kLong);
-  // IEEE floats order like sign-magnitude integers: flip the negatives.
-  at::Tensor ordered = at::where(bits < 0, bits.bitwise_xor(0x7fffffffLL), bits);
-  at::Tensor j = at::arange(scores.size(-1), bits.options());
-  at::Tensor key = ordered * (int64_t{1} << 32) + (int64_t{0xffffffffLL} - j);
-  return key.masked_fill(valid.logical_not(), std::numeric_limits<int64_t>::min());
 }
 
 }  // namespace
@@ -134,7 +123,7 @@ at::Tensor AttentionSequenceForward(const ModelConfig& c, const LayerWeights& w,
       at::Tensor scores = at::einsum("ich,jch->icj", {q_bar, key_mean.narrow(0, 0, ncols)});
       at::Tensor j = at::arange(ncols, i64).view({1, ncols});
       at::Tensor valid = ((j >= SB) & (j <= qb - WB)).unsqueeze(1).expand({nbc, KV, ncols});
-      at::Tensor top = std::get<1>(at::topk(SelectionKeys(scores, valid), kmax, -1));
+      at::Tensor top = std::get<1>(at::topk(SelectionOrderKeys(scores, valid), kmax, -1));
       at::Tensor rank = at::arange(kmax, i64).view({1, 1, kmax});
       at::Tensor count = at::tensor(counts, at::kLong).to(dev).view({nbc, 1, 1});
       selected = top.masked_fill(rank >= count, -1);

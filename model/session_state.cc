@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
@@ -53,6 +55,72 @@ LayerState NewLayerState(const ModelConfig& c, const LayerStateOptions& o,
     s.dna_sum = at::zeros({c.attn_gates, c.d_model}, f64);
   }
   return s;
+}
+
+namespace {
+
+// `resident` is ascending by block: the first entry with block ≥ `block`.
+std::vector<ResidentBlock>::const_iterator LowerBound(const std::vector<ResidentBlock>& resident,
+                                                      int64_t block) {
+  return std::lower_bound(resident.begin(), resident.end(), block,
+                          [](const ResidentBlock& rb, int64_t b) { return rb.block < b; });
+}
+
+void GrowPool(LayerState& s) {
+  const int64_t old = s.k_cache.size(0);
+  auto more = [old](const at::Tensor& t) {
+    std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    shape[0] = old;
+    return at::cat({t, at::zeros(shape, t.options())}, 0);
+  };
+  s.k_cache = more(s.k_cache);
+  s.v_cache = more(s.v_cache);
+  s.key_sum = more(s.key_sum);
+  for (int64_t i = 2 * old - 1; i >= old; --i) s.free_slots.push_back(i);
+}
+
+}  // namespace
+
+int64_t SlotOf(const LayerState& s, int64_t block) {
+  auto it = LowerBound(s.resident, block);
+  return it != s.resident.end() && it->block == block ? it->slot : -1;
+}
+
+ResidentBlock* FindResident(LayerState& s, int64_t block) {
+  auto it = LowerBound(s.resident, block);
+  if (it == s.resident.end() || it->block != block) return nullptr;
+  return &s.resident[it - s.resident.begin()];
+}
+
+int64_t ResidentCount(const LayerState& s, int64_t first, int64_t last) {
+  if (last < first) return 0;
+  return LowerBound(s.resident, last + 1) - LowerBound(s.resident, first);
+}
+
+std::vector<int64_t> EvictForBlock(const ModelConfig& c, int64_t i, LayerState& s) {
+  const int64_t B = c.attn_block, budget = s.max_resident_tokens;
+  const int64_t first = c.attn_sinks / B, last = i - c.attn_window / B - 1;
+  std::vector<int64_t> evicted;
+  while (budget > 0 && static_cast<int64_t>(s.resident.size() + 1) * B > budget) {
+    auto victim = s.resident.end();
+    for (auto it = s.resident.begin(); it != s.resident.end(); ++it) {
+      if (it->block < first || it->block > last) continue;
+      if (victim == s.resident.end() || it->times_selected < victim->times_selected) victim = it;
+    }
+    if (victim == s.resident.end()) break;  // budget ≥ sinks + W + B rules this out
+    evicted.push_back(victim->block);
+    s.free_slots.push_back(victim->slot);
+    s.resident.erase(victim);
+    ++s.evicted_blocks;
+  }
+  return evicted;
+}
+
+int64_t TakeSlot(LayerState& s) {
+  if (s.free_slots.empty()) GrowPool(s);
+  const int64_t slot = s.free_slots.back();
+  s.free_slots.pop_back();
+  return slot;
 }
 
 void AppendStateTensorShapes(const LayerState& state, int layer,

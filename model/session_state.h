@@ -76,6 +76,21 @@ struct LayerStateOptions {
 LayerState NewLayerState(const ModelConfig& config, const LayerStateOptions& options,
                          const at::Tensor& checkpoint_dna);
 
+// The KV cache's block bookkeeping (DESIGN §2.8 "Caches and invariance"), shared by the
+// reference and the CUDA chunk paths so both evict and allocate alike.
+// The slot of resident `block`, or -1.
+int64_t SlotOf(const LayerState& state, int64_t block);
+// The resident entry of `block`, or null.
+ResidentBlock* FindResident(LayerState& state, int64_t block);
+// Resident blocks in [first, last].
+int64_t ResidentCount(const LayerState& state, int64_t first, int64_t last);
+// Evicts at the start of query block i while the next block would exceed the budget:
+// eligible are complete blocks past the sinks with no key in the window of block i's
+// queries; fewest selections first, ties to the oldest. Returns the evicted blocks.
+std::vector<int64_t> EvictForBlock(const ModelConfig& config, int64_t i, LayerState& state);
+// A free slot for a new block (the pool doubles when none is free; never with a budget).
+int64_t TakeSlot(LayerState& state);
+
 // Name[shape] of every tensor the state holds, and their total bytes.
 void AppendStateTensorShapes(const LayerState& state, int layer,
                              std::vector<std::string>* out);
