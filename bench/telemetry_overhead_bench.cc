@@ -82,7 +82,6 @@ int Run() {
   config.attn_block = 64;
   config.attn_window = 256;
   config.attn_sinks = 64;
-  config.attn_dna_tau_tokens = 256;
   config.mlp_hidden = 2 * config.d_model;
   EncoderOptions options;
   absl::StatusOr<DeviceKind> device = ParseDeviceKind(absl::GetFlag(FLAGS_device), "--device");

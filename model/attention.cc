@@ -111,6 +111,12 @@ void AdvanceLinearState(LayerState& s, int64_t target) {
 
 }  // namespace
 
+at::Tensor DnaDrift(const at::Tensor& current, const at::Tensor& checkpoint) {
+  at::Tensor a = current.to(at::kDouble), b = checkpoint.to(a.device(), at::kDouble);
+  at::Tensor norms = a.norm(2, 1).clamp_min(1e-12) * b.norm(2, 1).clamp_min(1e-12);
+  return (1.0 - (a * b).sum(1) / norms).to(at::kFloat);
+}
+
 at::Tensor DnaUpdate(const at::Tensor& prototypes, const at::Tensor& mass, const at::Tensor& sum,
                      double tau) {
   at::Tensor p = prototypes.to(at::kDouble);
@@ -148,6 +154,7 @@ HeadRouting RouteTokens(const ModelConfig& c, const LayerWeights& w, LayerState&
       state.dna_sum.add_(at::matmul(ps64.t(), seg.detach().to(at::kDouble)));
       if (e % U == 0) {
         state.dna = DnaUpdate(state.dna, state.dna_mass, state.dna_sum, c.attn_dna_tau_tokens);
+        state.dna_drift = DnaDrift(state.dna, w.dna);
         state.dna_mass.zero_();
         state.dna_sum.zero_();
       }
@@ -167,20 +174,16 @@ HeadRouting RouteTokens(const ModelConfig& c, const LayerWeights& w, LayerState&
 
 at::Tensor RoutingStatistics(const ModelConfig& c, const LayerWeights& w, const LayerState& s,
                              const HeadRouting& r) {
-  at::Tensor p = r.gate_probs.to(at::kDouble);  // [n, G]
+  // A handful of launches per layer, nothing read back: the encoder copies every layer's row
+  // to the host at once. Float32 suffices for sums over one chunk (≤ 2^24 per count).
+  const at::Tensor& p = r.gate_probs;  // [n, G]
   std::vector<at::Tensor> parts = {
-      -at::special_xlogy(p, p).sum().reshape({1}),  // 0·ln 0 = 0
-      p.sum(0),
-      at::bincount(r.heads.reshape({-1}), {}, c.attn_h_total).to(at::kDouble),
+      at::stack({at::special_entr(p), p}).sum(1).reshape({-1}),  // entropy terms, mass
+      // index_add, not bincount: bincount reads the maximum back to the host on CUDA.
+      at::zeros({c.attn_h_total}, p.options())
+          .index_add_(0, r.heads.reshape({-1}), at::ones({r.heads.numel()}, p.options())),
   };
-  if (DnaActive(c)) {
-    // Routing used the session's copy when it adapts, else the checkpoint's (drift 0).
-    at::Tensor checkpoint = w.dna.to(at::kDouble);
-    at::Tensor current = s.dna.defined() ? s.dna.to(at::kDouble) : checkpoint;
-    at::Tensor dot = (current * checkpoint).sum(1);
-    at::Tensor norms = current.norm(2, 1).clamp_min(1e-12) * checkpoint.norm(2, 1).clamp_min(1e-12);
-    parts.push_back(1.0 - dot / norms);
-  }
+  if (DnaActive(c)) parts.push_back(s.dna_drift);
   return at::cat(parts);
 }
 

@@ -32,6 +32,9 @@ struct HeadRouting {
 HeadRouting RouteTokens(const ModelConfig& config, const LayerWeights& weights,
                         LayerState& state, const at::Tensor& x, int64_t start);
 
+// 1 − cos(current, checkpoint) per prototype, in float64, as float32 [G].
+at::Tensor DnaDrift(const at::Tensor& current, const at::Tensor& checkpoint);
+
 // The DNA update of one finished window: P_g += β_g(μ_g − P_g) with
 // m_g = Σ p, μ_g = Σ p·x / m_g, β_g = 1 − exp(−m_g/τ). `mass` [G] and
 // `sum` [G, d] are float64; returns the new prototypes (float32).
@@ -68,10 +71,10 @@ at::Tensor AttentionForward(const ModelConfig& config, const LayerWeights& weigh
                             LayerState& state, const at::Tensor& x, int64_t start,
                             LayerRouting* routing, at::Tensor* routing_stats = nullptr);
 
-// The routing sufficient statistics of one chunk as one float64 tensor on the
-// device (read back with the other layers' in one copy): [Σ_t entropy(p_t)
-// in nats, gate mass [G], (token, slot) assignments per head [H], and with DNA
-// 1 − cos(current, checkpoint) per gate [G]]. LayerTelemetry's fields.
+// The routing sufficient statistics of one chunk as one float32 tensor on the
+// device (read back with the other layers' in one copy): [Σ_t −p_t,g·ln p_t,g
+// per gate [G], gate mass Σ_t p_t,g [G], (token, slot) assignments per head
+// [H], and with DNA state.dna_drift [G]]. LayerTelemetry's fields.
 at::Tensor RoutingStatistics(const ModelConfig& config, const LayerWeights& weights,
                              const LayerState& state, const HeadRouting& routing);
 

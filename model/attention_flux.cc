@@ -350,7 +350,7 @@ class FluxChunk {
     const int64_t r0 = (ta - start_) * nh_, rows = (tb - ta) * nh_;
     at::Tensor row_pos = row_pos_.narrow(0, r0, rows);
     at::Tensor key = (at::div(row_pos, b_, "floor") - seg_begin_) * kv_ + row_kv_.narrow(0, r0, rows);
-    at::Tensor group_count = at::bincount(key, {}, groups);
+    at::Tensor group_count = at::zeros({groups}, i64).index_add_(0, key, at::ones_like(key));
     FluxCudaInputs in;
     in.q = q_.narrow(0, r0, rows);
     in.row_pos = row_pos;

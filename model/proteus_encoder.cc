@@ -234,15 +234,16 @@ class ProteusEncoder final : public Encoder {
       result->telemetry[l].evicted_blocks = session.layers_[l].evicted_blocks - evicted_before[l];
     }
     if (!IsRouted(config_)) return;
-    at::Tensor stats = at::stack(routing_stats).to(at::kCPU).contiguous();  // [L, 1 + G + H (+ G)]
+    at::Tensor stats = at::stack(routing_stats).to(at::kCPU).contiguous();  // [L, 2G + H (+ G)]
     const int64_t width = stats.size(1);
     for (int64_t l = 0; l < config_.n_layer; ++l) {
-      const double* row = stats.data_ptr<double>() + l * width;
+      const float* row = stats.data_ptr<float>() + l * width;
       LayerTelemetry& t = result->telemetry[l];
-      t.gate_entropy_sum = row[0];
-      t.gate_mass.assign(row + 1, row + 1 + G);
-      for (int64_t h = 0; h < H; ++h) t.head_assignments.push_back(std::llround(row[1 + G + h]));
-      if (DnaActive(config_)) t.dna_drift.assign(row + 1 + G + H, row + 1 + G + H + G);
+      t.gate_entropy_sum = 0.0;
+      for (int64_t g = 0; g < G; ++g) t.gate_entropy_sum += row[g];
+      t.gate_mass.assign(row + G, row + 2 * G);
+      for (int64_t h = 0; h < H; ++h) t.head_assignments.push_back(std::llround(row[2 * G + h]));
+      if (DnaActive(config_)) t.dna_drift.assign(row + 2 * G + H, row + 3 * G + H);
     }
   }
 

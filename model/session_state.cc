@@ -19,7 +19,7 @@ std::vector<std::pair<const char*, const at::Tensor*>> Fields(const LayerState& 
           {"lin_s", &s.lin_s},             {"lin_z", &s.lin_z},
           {"ring_k", &s.ring_k},           {"ring_v", &s.ring_v},
           {"dna", &s.dna},                 {"dna_mass", &s.dna_mass},
-          {"dna_sum", &s.dna_sum}};
+          {"dna_sum", &s.dna_sum},         {"dna_drift", &s.dna_drift}};
 }
 
 }  // namespace
@@ -53,6 +53,7 @@ LayerState NewLayerState(const ModelConfig& c, const LayerStateOptions& o,
     if (o.adapt_dna) s.dna = checkpoint_dna.to(o.device, at::kFloat).clone();
     s.dna_mass = at::zeros({c.attn_gates}, f64);
     s.dna_sum = at::zeros({c.attn_gates, c.d_model}, f64);
+    s.dna_drift = at::zeros({c.attn_gates}, f32);
   }
   return s;
 }

@@ -59,6 +59,8 @@ struct LayerState {
   at::Tensor dna;       // [G, d] f32
   at::Tensor dna_mass;  // [G] f64: Σ p over the unfinished window
   at::Tensor dna_sum;   // [G, d] f64: Σ p·x over the unfinished window
+  // 1 − cos(dna, the checkpoint's) per gate, kept with `dna` (zeros without adaptation).
+  at::Tensor dna_drift;  // [G] f32
 
   int64_t max_resident_tokens = 0;  // KV budget in tokens; 0: unlimited
   int64_t evicted_blocks = 0;       // blocks evicted so far
