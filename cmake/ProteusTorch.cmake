@@ -23,7 +23,13 @@ if(PROTEUS_CUDA)
     message(FATAL_ERROR "LibTorch at ${Torch_DIR} does not use the C++11 ABI (${TORCH_CXX_FLAGS})")
   endif()
   add_library(proteus::torch INTERFACE IMPORTED)
-  target_link_libraries(proteus::torch INTERFACE ${TORCH_LIBRARIES} Threads::Threads)
+  # The wheel's libtorch_cpu.so exports its own copy of std::filesystem (142 symbols). Linked
+  # after it, every binary of ours that called std::filesystem segfaulted at the first call on
+  # the device (Ubuntu 24.04, GCC 13; the autotuner's cache, checkpoints, three tests). Linking
+  # libstdc++ explicitly ahead of LibTorch ended the crashes (32/32 tests pass on an H200).
+  target_link_libraries(proteus::torch INTERFACE
+    "-Wl,--push-state,--no-as-needed" stdc++ "-Wl,--pop-state"
+    ${TORCH_LIBRARIES} Threads::Threads)
   target_include_directories(proteus::torch SYSTEM INTERFACE ${TORCH_INCLUDE_DIRS})
   set(CMAKE_INSTALL_RPATH_USE_LINK_PATH ON)
   # On a build machine without the NVIDIA runtime wheels (cuFile, cuSPARSELt, NVSHMEM), the link
