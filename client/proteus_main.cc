@@ -49,6 +49,10 @@ ABSL_FLAG(bool, log_likelihoods, false, "also fetch per-token log-likelihoods");
 ABSL_FLAG(bool, ids, false, "inputs are JSON arrays of token ids instead of raw bytes");
 ABSL_FLAG(int64_t, max_resident_tokens, 0,
           "KV budget of each new session in tokens per layer; 0: the server's default");
+ABSL_FLAG(std::string, affinity_key, "",
+          "encode/resume: the x-proteus-session header that keeps a document's calls on one "
+          "replica behind Envoy (encode: default a random key per document; resume: the key "
+          "encode printed)");
 ABSL_FLAG(int64_t, detach_after_tokens, 0,
           "encode: stop after this many tokens, leaving the session open for `proteus resume`");
 ABSL_FLAG(std::string, progress, "auto", "progress bar: auto (when stderr is a terminal), "
@@ -147,6 +151,11 @@ absl::StatusOr<std::unique_ptr<DocumentSource>> OpenSource(const std::string& pa
   return TokenIdSource(path, *std::move(ids));
 }
 
+std::string ResumeCommand(const std::string& id, const std::string& key, const std::string& file) {
+  return absl::StrCat("proteus resume ", key.empty() ? "" : absl::StrCat("--affinity_key=", key, " "),
+                      id, " ", file);
+}
+
 // `encode` and `resume`: each file through StreamEncode, then the output.
 int Encode(const Connection& c, const std::vector<std::string>& files,
            const std::string& resume_id) {
@@ -164,6 +173,7 @@ int Encode(const Connection& c, const std::vector<std::string>& files,
   options.outputs.set_log_likelihoods(absl::GetFlag(FLAGS_log_likelihoods));
   options.session.set_max_resident_tokens(absl::GetFlag(FLAGS_max_resident_tokens));
   options.session_id = resume_id;
+  options.affinity_key = absl::GetFlag(FLAGS_affinity_key);
   options.stop_after_tokens = absl::GetFlag(FLAGS_detach_after_tokens);
   std::vector<NamedDocument> docs;
   for (const std::string& file : files) {
@@ -171,9 +181,9 @@ int Encode(const Connection& c, const std::vector<std::string>& files,
     if (!source.ok()) return Fail(source.status());
     ProgressBar progress_bar(file, (*source)->size(), bar);
     options.progress = [&](int64_t done, int64_t) { progress_bar.Update(done); };
-    options.on_session = [&](const std::string& id) {
-      std::cerr << "proteus: " << file << ": session " << id
-                << " (if interrupted: proteus resume " << id << " " << file << ")" << std::endl;
+    options.on_session = [&](const std::string& id, const std::string& key) {
+      std::cerr << "proteus: " << file << ": session " << id << " (if interrupted: "
+                << ResumeCommand(id, key, file) << ")" << std::endl;
     };
     absl::StatusOr<EncodedDocument> doc = StreamEncodeDocument(c, **source, options);
     progress_bar.Finish();
@@ -188,11 +198,14 @@ int Encode(const Connection& c, const std::vector<std::string>& files,
                        e.size() > 1 ? e[1] : 0, e.size() > 2 ? e[2] : 0, e.size() > 3 ? e[3] : 0,
                        doc->reconnects > 0 ? absl::StrCat(", ", doc->reconnects, " reconnects")
                                            : "")
+                << (doc->restarts > 0 ? absl::StrCat(" (the session was lost ", doc->restarts,
+                                                     " times and the document restarted)")
+                                      : "")
                 << std::endl;
     } else {
       std::cerr << "proteus: " << file << ": detached after "
                 << (doc->chunks.empty() ? 0 : doc->chunks.back().end) << " tokens; continue with "
-                << "proteus resume " << doc->session_id << " " << file << std::endl;
+                << ResumeCommand(doc->session_id, doc->affinity_key, file) << std::endl;
     }
     if (doc->missing_chunks > 0) {
       std::cerr << "proteus: " << file << ": note: per-chunk outputs of " << doc->missing_chunks

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <map>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -19,6 +20,7 @@ absl::Status FromGrpc(const grpc::Status& s) {
 // What a run has learnt, kept across reconnects.
 struct RunState {
   std::string session_id;
+  std::string affinity_key;
   // Chunks this run sent, from chunk number `first_number` on: {start, tokens}. A resend
   // must repeat a chunk exactly, so the boundaries are remembered.
   uint64_t first_number = 0;
@@ -78,6 +80,7 @@ absl::Status Attempt(const Connection& connection, DocumentSource& source,
                      const EncodeOptions& options, bool first_attempt, RunState& state) {
   grpc::ClientContext context;
   connection.Prepare(&context);
+  if (!state.affinity_key.empty()) context.AddMetadata("x-proteus-session", state.affinity_key);
   auto stream = connection.encoder().StreamEncode(&context);
   v1::StreamEncodeRequest open;
   open.mutable_open()->set_session_id(state.session_id);
@@ -94,7 +97,9 @@ absl::Status Attempt(const Connection& connection, DocumentSource& source,
   }
   const v1::SessionOpened opened = response.opened();
   state.session_id = opened.session_id();
-  if (!state.reported_session && options.on_session) options.on_session(state.session_id);
+  if (!state.reported_session && options.on_session) {
+    options.on_session(state.session_id, state.affinity_key);
+  }
   state.reported_session = true;
 
   if (state.sent.empty() && state.outputs.empty() && opened.next_chunk_number() > 0) {
@@ -184,6 +189,14 @@ absl::Status Attempt(const Connection& connection, DocumentSource& source,
   return FromGrpc(status);
 }
 
+// 128 random bits in hex: a per-document routing key (not a secret).
+std::string RandomKey() {
+  std::random_device rd;
+  std::string key;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&key, absl::Hex(rd(), absl::kZeroPad8));
+  return key;
+}
+
 bool Retriable(const absl::Status& s) {
   // A dropped or refused connection. Not ABORTED: another client resumed the session.
   return absl::IsUnavailable(s) || absl::IsCancelled(s);
@@ -217,11 +230,22 @@ absl::StatusOr<EncodedDocument> StreamEncodeDocument(const Connection& connectio
   }
   RunState state;
   state.session_id = options.session_id;
+  state.affinity_key = options.affinity_key;
+  if (state.affinity_key.empty() && options.session_id.empty()) state.affinity_key = RandomKey();
   EncodedDocument doc;
   absl::Duration backoff = options.retry_backoff;
   for (int attempt = 1;; ++attempt) {
     absl::Status s = Attempt(connection, source, options, attempt == 1, state);
     if (s.ok()) break;
+    if (absl::IsNotFound(s) && attempt > 1 && options.session_id.empty() &&
+        attempt < std::max(1, options.max_attempts)) {
+      // The session died with its replica: what it held is gone. Start over (same key).
+      RunState fresh;
+      fresh.affinity_key = state.affinity_key;
+      state = std::move(fresh);
+      ++doc.restarts;
+      continue;
+    }
     if (!Retriable(s) || attempt >= std::max(1, options.max_attempts)) {
       return absl::Status(s.code(), absl::StrCat(source.name(), ": ", s.message(),
                                                  state.session_id.empty()
@@ -239,6 +263,7 @@ absl::StatusOr<EncodedDocument> StreamEncodeDocument(const Connection& connectio
         absl::StrCat(source.name(), ": the stream ended without the document's result"));
   }
   doc.session_id = state.session_id;
+  doc.affinity_key = state.affinity_key;
   doc.total_tokens = source.size();
   doc.finished = state.finished;
   doc.result = state.result;

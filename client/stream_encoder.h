@@ -29,6 +29,10 @@ struct EncodeOptions {
   // Resume this session (`proteus resume`): the document continues from the position the
   // server reports, which must be where the source is to go on from.
   std::string session_id;
+  // Sent as the `x-proteus-session` header on every call of the document, so a proxy that
+  // hashes on it (deploy/envoy) keeps them on one replica. Empty: a new document gets a random
+  // key; a resume sends none (pass the key the document was started with).
+  std::string affinity_key;
   // > 0: stop after this many tokens of the document, without finishing; the session stays
   // open on the server until its idle timeout, for a later resume.
   int64_t stop_after_tokens = 0;
@@ -37,8 +41,9 @@ struct EncodeOptions {
   absl::Duration retry_backoff = absl::Milliseconds(500);
   // After each update: tokens ingested so far, and the document's size.
   std::function<void(int64_t done, int64_t total)> progress;
-  // Once, when the session id is known (print it early: it is what `proteus resume` needs).
-  std::function<void(const std::string& session_id)> on_session;
+  // When the session id is known (print it early: it is what `proteus resume` needs), with the
+  // affinity key in use; again if the session was lost and the document restarted.
+  std::function<void(const std::string& session_id, const std::string& affinity_key)> on_session;
   // Test hook: the first attempt cancels itself after this many updates (a dropped stream).
   int TEST_cut_after_updates = 0;
 };
@@ -55,6 +60,7 @@ struct ChunkOutputs {
 
 struct EncodedDocument {
   std::string session_id;
+  std::string affinity_key;  // the x-proteus-session header sent
   int64_t total_tokens = 0;  // the source's size
   bool finished = false;     // `result` is set
   v1::DocumentResult result;
@@ -64,9 +70,14 @@ struct EncodedDocument {
   std::vector<ChunkOutputs> chunks;
   int64_t missing_chunks = 0;
   int reconnects = 0;
+  // Times the session was gone on a reconnect (its replica died: deploy/README.md) and the
+  // document was restarted from its first chunk in a new session.
+  int restarts = 0;
 };
 
-// Streams `source` through `connection`. Errors carry the server's status with the source's
+// Streams `source` through `connection`, reconnecting after UNAVAILABLE. When a reconnect finds
+// the session gone (NOT_FOUND) and this call started the document, it starts it again from
+// the first chunk in a new session. Errors carry the server's status with the source's
 // name in front.
 absl::StatusOr<EncodedDocument> StreamEncodeDocument(const Connection& connection,
                                                      DocumentSource& source,

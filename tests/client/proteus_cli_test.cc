@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 
 #include "model/safetensors.h"
 #include "nlohmann/json.hpp"
@@ -94,8 +95,11 @@ TEST_F(ProteusCliTest, DetachAndResume) {
   Outcome part = RunCli(flags_ + "encode --chunk_tokens 400 --detach_after_tokens 400 " + doc_);
   ASSERT_EQ(part.exit_code, 0) << part.err;
   const std::string id = nlohmann::json::parse(part.out)["documents"][0]["session_id"];
-  EXPECT_THAT(part.err, HasSubstr("proteus resume " + id));
-  Outcome rest = RunCli(flags_ + "resume " + id + " " + doc_);
+  // The printed command carries the document's routing key (x-proteus-session) and its id.
+  const std::regex printed("proteus resume --affinity_key=([0-9a-f]{32}) " + id + " ");
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(part.err, m, printed)) << part.err;
+  Outcome rest = RunCli(flags_ + "resume --affinity_key=" + m[1].str() + " " + id + " " + doc_);
   ASSERT_EQ(rest.exit_code, 0) << rest.err;
   EXPECT_THAT(rest.err, HasSubstr("1200 tokens"));
 }

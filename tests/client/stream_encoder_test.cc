@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "absl/strings/str_cat.h"
 #include "tests/server/server_testing.h"
 
 namespace proteus::client {
@@ -104,6 +105,45 @@ TEST_F(StreamEncoderTest, DetachThenResumeFinishesTheSameDocument) {
   EXPECT_EQ(doc->missing_chunks, 2);  // applied by the first run
   EXPECT_EQ(doc->chunks.front().start, 600);
   EXPECT_EQ(st::ToVector(doc->result.document_embedding()), expected_);
+}
+
+TEST_F(StreamEncoderTest, ALostSessionRestartsTheDocumentWithTheSameAffinityKey) {
+  // The replica dies after two chunks (deploy/README.md "When a replica dies"); a new one comes
+  // up at the same address without the session. The client restarts the document there.
+  const int port = server_->server->ports()[0];
+  std::unique_ptr<st::TestServer> replacement;
+  EncodeOptions options;
+  options.chunk_tokens = 300;
+  options.retry_backoff = absl::Milliseconds(50);
+  std::vector<std::pair<std::string, std::string>> sessions;
+  options.on_session = [&](const std::string& id, const std::string& key) {
+    sessions.emplace_back(id, key);
+  };
+  int updates = 0;
+  options.progress = [&](int64_t, int64_t) {
+    if (++updates != 2) return;
+    server_->server->Shutdown(absl::ZeroDuration());
+    server::ServerOptions o = st::TestOptions();
+    o.listen_addresses = {absl::StrCat("127.0.0.1:", port)};
+    replacement = st::StartTestServer(o);
+    ASSERT_NE(replacement, nullptr) << "could not start the replacement on port " << port;
+  };
+  absl::StatusOr<EncodedDocument> doc = Encode(options);
+  ASSERT_TRUE(doc.ok()) << doc.status();
+  EXPECT_EQ(doc->restarts, 1);
+  EXPECT_TRUE(doc->finished);
+  EXPECT_EQ(st::ToVector(doc->result.document_embedding()), expected_);
+  EXPECT_EQ(doc->result.chunks(), 7u);  // the whole document again, in the new session
+  ASSERT_EQ(sessions.size(), 2u);
+  EXPECT_NE(sessions[0].first, sessions[1].first);
+  EXPECT_EQ(sessions[0].second, sessions[1].second);  // one key for the document's life
+  EXPECT_EQ(doc->affinity_key, sessions[0].second);
+  EXPECT_THAT(doc->affinity_key, ::testing::MatchesRegex("[0-9a-f]{32}"));
+  // Another document gets another key; a resume sends only the key it is given.
+  absl::StatusOr<EncodedDocument> other = Encode(EncodeOptions());
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_NE(other->affinity_key, doc->affinity_key);
+  server_ = std::move(replacement);  // TearDown-free: the fixture owns it now
 }
 
 TEST_F(StreamEncoderTest, ServerErrorsAreNotRetriedAndNameTheFile) {
