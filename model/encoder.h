@@ -61,7 +61,10 @@ struct SessionOptions {
 
 // What a chunk's result carries besides its embedding.
 struct ChunkRequest {
-  bool hidden = false;    // per-token final-normed hidden states
+  bool hidden = false;    // per-token hidden states of `hidden_layer`
+  // -1: the final, normed output; 0..n_layer−1: the residual stream after that layer (before
+  // the final norm). Anything else is INVALID_ARGUMENT.
+  int hidden_layer = -1;
   bool logits = false;    // per-token logits
   bool logprobs = false;  // per-token log-likelihoods (NaN at position 0)
   bool routing = false;   // per-layer selected heads and key blocks
@@ -104,7 +107,8 @@ struct ChunkResult {
   int64_t start = 0;  // global position of the chunk's first token
   int64_t end = 0;    // one past the last
   std::vector<float> chunk_embedding;  // [d_model]; empty for an empty chunk
-  std::vector<float> hidden;           // [n, d_model] if requested
+  std::vector<float> hidden;           // [n, d_model] if requested (ChunkRequest::hidden_layer)
+  std::vector<float> last_hidden;      // [d_model] the final output at the chunk's last token
   std::vector<float> logits;           // [n, vocab_size] if requested
   std::vector<float> logprobs;         // [n] if requested
   // Σ −log2 p(token) over this chunk's tokens that have a likelihood

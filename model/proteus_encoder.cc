@@ -152,6 +152,11 @@ class ProteusEncoder final : public Encoder {
       return absl::InvalidArgumentError("session: was not created by this encoder");
     }
     if (absl::Status s = CheckTokenIds(tokens, config_.vocab_size); !s.ok()) return s;
+    if (request.hidden_layer < -1 || request.hidden_layer >= config_.n_layer) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "hidden_layer: must be -1 (the final output) or a layer in [0, ", config_.n_layer,
+          "), got ", request.hidden_layer));
+    }
     *result = ChunkResult();
     result->start = result->end = session->position_;
     if (tokens.empty()) return absl::OkStatus();
@@ -184,6 +189,7 @@ class ProteusEncoder final : public Encoder {
                                request.routing ? &result->layers[l] : nullptr,
                                request.telemetry ? &routing_stats[l] : nullptr);
       h = h + SwiGlu(RmsNorm(h, w.mlp_norm), w.w_gate, w.w_up, w.w_down);
+      if (request.hidden && request.hidden_layer == l) result->hidden = ToFloatVector(h);
     }
     at::Tensor hidden = RmsNorm(h, weights_.final_norm).to(at::kFloat);  // [n, d]
     at::Tensor logits = at::linear(hidden, embed_f32_);                  // [n, V]
@@ -201,7 +207,8 @@ class ProteusEncoder final : public Encoder {
     result->start = start;
     result->end = start + n;
     result->chunk_embedding = ToFloatVector(hidden.mean(0));
-    if (request.hidden) result->hidden = ToFloatVector(hidden);
+    if (request.hidden && request.hidden_layer == -1) result->hidden = ToFloatVector(hidden);
+    result->last_hidden = ToFloatVector(hidden[n - 1]);
     if (request.logits) result->logits = ToFloatVector(logits);
     if (request.logprobs) result->logprobs = ToFloatVector(lp);
     result->neg_log2_likelihood = nll;

@@ -54,11 +54,11 @@ absl::StatusOr<std::vector<int32_t>> DocumentTokens(const v1::EncodeRequest& req
   return tokens;
 }
 
-absl::Status ValidateOutputOptions(const v1::OutputOptions& options) {
-  if (options.has_layer() && options.layer() != -1) {
+absl::Status ValidateOutputOptions(const v1::OutputOptions& options, int n_layer) {
+  if (options.has_layer() && (options.layer() < -1 || options.layer() >= n_layer)) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "options.layer: only the final output is served (leave it unset or -1), got ",
-        options.layer()));
+        "options.layer: must be unset or -1 (the final output) or a layer in [0, ", n_layer,
+        "), got ", options.layer()));
   }
   switch (options.tensor_dtype()) {
     case v1::DTYPE_UNSPECIFIED:
@@ -83,7 +83,8 @@ absl::Status ValidateOutputOptions(const v1::OutputOptions& options) {
 
 ChunkRequest ToChunkRequest(const v1::OutputOptions& options) {
   ChunkRequest request;
-  request.hidden = options.hidden_states() || options.pooling() == v1::POOLING_LAST;
+  request.hidden = options.hidden_states();
+  request.hidden_layer = options.has_layer() ? options.layer() : -1;
   request.logprobs = options.log_likelihoods();
   return request;
 }
@@ -150,8 +151,8 @@ void FillChunkUpdate(const ChunkResult& result, const v1::OutputOptions& options
       update->mutable_chunk_embedding()->Assign(result.chunk_embedding.begin(),
                                                 result.chunk_embedding.end());
     } else if (options.pooling() == v1::POOLING_LAST) {
-      const auto last = result.hidden.begin() + (n - 1) * d_model;
-      update->mutable_chunk_embedding()->Assign(last, last + d_model);
+      update->mutable_chunk_embedding()->Assign(result.last_hidden.begin(),
+                                                result.last_hidden.end());
     }
   }
   if (options.hidden_states()) {

@@ -25,10 +25,11 @@ absl::StatusOr<std::vector<int32_t>> ChunkTokens(const v1::Chunk& chunk, int voc
 absl::StatusOr<std::vector<int32_t>> DocumentTokens(const v1::EncodeRequest& request,
                                                     int vocab_size, int64_t max_tokens);
 
-// INVALID_ARGUMENT for options the server cannot honour (another layer, an unknown dtype).
-absl::Status ValidateOutputOptions(const v1::OutputOptions& options);
+// INVALID_ARGUMENT for options the server cannot honour (a layer the model of `n_layer`
+// layers does not have, an unknown dtype or pooling).
+absl::Status ValidateOutputOptions(const v1::OutputOptions& options, int n_layer);
 
-// What the model must compute for `options` (e.g. POOLING_LAST needs the hidden states).
+// What the model must compute for `options`.
 ChunkRequest ToChunkRequest(const v1::OutputOptions& options);
 
 // Session options from the wire, checked against the server's budget and the model.

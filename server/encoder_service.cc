@@ -64,7 +64,7 @@ grpc::ServerUnaryReactor* EncoderService::Encode(grpc::CallbackServerContext* co
   absl::StatusOr<std::vector<int32_t>> tokens =
       DocumentTokens(*request, config.vocab_size, core_->limits.max_chunk_tokens);
   absl::Status s = tokens.status();
-  if (s.ok()) s = ValidateOutputOptions(request->options());
+  if (s.ok()) s = ValidateOutputOptions(request->options(), config.n_layer);
   absl::StatusOr<SessionOptions> session_options =
       ToSessionOptions(request->session(), core_->limits, config);
   if (s.ok()) s = session_options.status();

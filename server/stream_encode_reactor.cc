@@ -170,7 +170,8 @@ void StreamEncodeReactor::ChunkLocked(v1::Chunk& chunk) {
     FailLocked(tokens.status());
     return;
   }
-  if (absl::Status s = ValidateOutputOptions(chunk.options()); !s.ok()) {
+  if (absl::Status s = ValidateOutputOptions(chunk.options(), core_->encoder.config().n_layer);
+      !s.ok()) {
     FailLocked(absl::InvalidArgumentError(absl::StrCat("chunk ", job->number, ": ", s.message())));
     return;
   }

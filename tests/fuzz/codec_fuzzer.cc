@@ -107,9 +107,12 @@ void CheckTokens(const absl::StatusOr<std::vector<int32_t>>& tokens, bool has_da
   FUZZ_CHECK(TokensFingerprint(copy) == TokensFingerprint(*tokens), "fingerprint");
 }
 
+// The fuzzed model's depth: layers 0..kLayers-1 exist.
+constexpr int kLayers = 4;
+
 bool CheckOutputOptions(const v1::OutputOptions& options) {
-  const absl::Status s = ValidateOutputOptions(options);
-  const bool valid = (!options.has_layer() || options.layer() == -1) &&
+  const absl::Status s = ValidateOutputOptions(options, kLayers);
+  const bool valid = (!options.has_layer() || (options.layer() >= -1 && options.layer() < kLayers)) &&
                      options.tensor_dtype() >= 0 && options.tensor_dtype() <= 2 &&
                      options.pooling() >= 0 && options.pooling() <= 2;
   FUZZ_CHECK(s.ok() == valid, "ValidateOutputOptions: %s", s.ToString().c_str());
@@ -190,8 +193,8 @@ void CheckUpdate(size_t n_tokens, const v1::OutputOptions& options, FuzzedDataPr
   const int64_t n = static_cast<int64_t>(n_tokens);
   if (n * d > (1 << 16)) return;  // big chunks add nothing but time
   const ChunkRequest request = ToChunkRequest(options);
-  FUZZ_CHECK(request.hidden == (options.hidden_states() || options.pooling() == v1::POOLING_LAST),
-             "hidden states requested");
+  FUZZ_CHECK(request.hidden == options.hidden_states(), "hidden states requested");
+  FUZZ_CHECK(request.hidden_layer == (options.has_layer() ? options.layer() : -1), "hidden layer");
   FUZZ_CHECK(request.logprobs == options.log_likelihoods(), "logprobs requested");
   ChunkResult result;
   result.start = in.ConsumeIntegralInRange<int64_t>(0, int64_t{1} << 40);
@@ -202,6 +205,8 @@ void CheckUpdate(size_t n_tokens, const v1::OutputOptions& options, FuzzedDataPr
   auto value = [&] { return pool[next++ % pool.size()]; };
   if (n > 0) result.chunk_embedding.resize(d);
   for (float& v : result.chunk_embedding) v = value();
+  if (n > 0) result.last_hidden.resize(d);
+  for (float& v : result.last_hidden) v = value();
   if (request.hidden) result.hidden.resize(n * d);
   for (float& v : result.hidden) v = value();
   if (request.logprobs) result.logprobs.resize(n);
@@ -218,7 +223,7 @@ void CheckUpdate(size_t n_tokens, const v1::OutputOptions& options, FuzzedDataPr
              update.chunk_embedding_size());
   if (pooled && options.pooling() == v1::POOLING_LAST) {
     for (int i = 0; i < d; ++i) {
-      const float want = result.hidden[(n - 1) * d + i];
+      const float want = result.last_hidden[i];
       const float got = update.chunk_embedding(i);
       FUZZ_CHECK(std::memcmp(&want, &got, sizeof(float)) == 0, "last-token pooling");
     }

@@ -61,13 +61,25 @@ TEST(CodecTest, FingerprintsSeeOrderAndLength) {
   EXPECT_NE(TokensFingerprint({}), TokensFingerprint({0}));
 }
 
-TEST(CodecTest, PoolingLastAsksTheModelForHiddenStates) {
+TEST(CodecTest, OutputOptionsBecomeTheModelRequest) {
   v1::OutputOptions options;
   EXPECT_FALSE(ToChunkRequest(options).hidden);
-  options.set_pooling(v1::POOLING_LAST);
+  EXPECT_EQ(ToChunkRequest(options).hidden_layer, -1);
+  options.set_pooling(v1::POOLING_LAST);  // pooled from the model's last_hidden
+  EXPECT_FALSE(ToChunkRequest(options).hidden);
+  options.set_hidden_states(true);
+  options.set_layer(2);
   EXPECT_TRUE(ToChunkRequest(options).hidden);
+  EXPECT_EQ(ToChunkRequest(options).hidden_layer, 2);
+  EXPECT_TRUE(ValidateOutputOptions(options, 3).ok());
+  absl::Status s = ValidateOutputOptions(options, 2);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "options.layer: must be unset or -1 (the final output) or a layer in [0, 2), got 2");
+  options.set_layer(-2);
+  EXPECT_EQ(ValidateOutputOptions(options, 2).code(), absl::StatusCode::kInvalidArgument);
+  options.set_layer(-1);
   options.set_pooling(static_cast<v1::Pooling>(42));
-  EXPECT_EQ(ValidateOutputOptions(options).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ValidateOutputOptions(options, 2).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(StatusMapTest, EveryCodeKeepsItsMeaningAndMessage) {

@@ -133,7 +133,7 @@ TEST(EncodeTest, BadDocumentsGetInvalidArgumentWithAUsefulMessage) {
 
   v1::EncodeRequest layer;
   layer.set_data("hello");
-  layer.mutable_options()->set_layer(1);
+  layer.mutable_options()->set_layer(2);  // the tiny model has layers 0 and 1
   s = Encode(t->stub.get(), layer, &response);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("options.layer"));

@@ -14,6 +14,7 @@ namespace {
 using ::testing::HasSubstr;
 using testing::MakeChunk;
 using testing::MakeDocument;
+using testing::OpenTinyEncoder;
 using testing::RelativeError;
 using testing::StartTestServer;
 using testing::Stream;
@@ -313,6 +314,42 @@ TEST_F(StreamTest, OutputOptionsPoolingAndBfloat16) {
   EXPECT_EQ(empty->start(), 100);
   EXPECT_EQ(empty->end(), 100);
   EXPECT_EQ(empty->chunk_embedding_size(), 0);
+}
+
+TEST_F(StreamTest, TheLayerOptionServesThatLayersResidualStream) {
+  const std::vector<int32_t> doc = MakeDocument(120, 23);
+  // The same model called directly: layer 0's residual stream, and the final output.
+  std::unique_ptr<Encoder> direct = OpenTinyEncoder();
+  ChunkRequest layer0, final_output;
+  layer0.hidden = final_output.hidden = true;
+  layer0.hidden_layer = 0;
+  ChunkResult want0, want_final;
+  auto s0 = direct->NewSession(SessionOptions());
+  auto s1 = direct->NewSession(SessionOptions());
+  ASSERT_TRUE(s0.ok() && s1.ok());
+  ASSERT_TRUE(direct->EncodeChunk(**s0, doc, layer0, &want0).ok());
+  ASSERT_TRUE(direct->EncodeChunk(**s1, doc, final_output, &want_final).ok());
+
+  Stream stream(stub());
+  ASSERT_TRUE(stream.Open().ok());
+  v1::Chunk c = MakeChunk(0, doc);
+  c.mutable_options()->set_hidden_states(true);
+  c.mutable_options()->set_layer(0);
+  c.mutable_options()->set_pooling(v1::POOLING_LAST);
+  absl::StatusOr<v1::ChunkUpdate> u = stream.Apply(c);
+  ASSERT_TRUE(u.ok()) << u.status();
+  EXPECT_EQ(ToFloats(u->hidden_states()), want0.hidden);
+  EXPECT_NE(want0.hidden, want_final.hidden);
+  // Pooling stays on the final output whatever layer the per-token states come from.
+  EXPECT_EQ(ToVector(u->chunk_embedding()),
+            std::vector<float>(want_final.hidden.end() - 64, want_final.hidden.end()));
+
+  v1::Chunk bad = MakeChunk(1, doc);
+  bad.mutable_options()->set_layer(2);
+  ASSERT_TRUE(stream.Send(bad));
+  absl::StatusOr<v1::StreamEncodeResponse> r = stream.Read();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("[0, 2), got 2"));
 }
 
 }  // namespace
