@@ -12,13 +12,13 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 seconds=${PROTEUS_FUZZ_SECONDS:-60}
-targets=(${PROTEUS_FUZZ_TARGETS:-safetensors config codec tokenizer})
+targets=(${PROTEUS_FUZZ_TARGETS:-safetensors config codec tokenizer session})
 jobs=${PROTEUS_FUZZ_JOBS:-2}
 cxx=${PROTEUS_FUZZ_CXX:-clang++-14}
 build=build/fuzz
 
 # Largest input per target: a few headers' or messages' worth; bigger inputs only slow the search.
-declare -A max_len=([safetensors]=16384 [config]=4096 [codec]=8192 [tokenizer]=4096)
+declare -A max_len=([safetensors]=16384 [config]=4096 [codec]=8192 [tokenizer]=4096 [session]=4096)
 
 command -v "$cxx" >/dev/null || { echo "fuzz: $cxx not found (run tools/setup_debian.sh)" >&2; exit 1; }
 started=$SECONDS
