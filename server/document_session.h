@@ -56,6 +56,7 @@ class DocumentSession {
 
   const std::string& id() const { return id_; }
   Principal owner() const { return owner_; }
+  const SessionOptions& options() const { return options_; }
   // 16 random hex digits naming the document in telemetry; unrelated to id(), so knowing it
   // gives no way to resume or read the session.
   const std::string& pseudonym() const { return pseudonym_; }

@@ -158,6 +158,7 @@ grpc::ServerUnaryReactor* EncoderService::GetModelInfo(grpc::CallbackServerConte
   limits->set_max_document_tokens(l.max_document_tokens);
   limits->set_max_chunks_in_flight(l.max_chunks_in_flight);
   limits->set_max_message_bytes(MaxMessageBytes(l));
+  limits->set_max_kv_cache_bytes(l.max_kv_cache_bytes);
   response->set_server_version(kVersion);
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -47,6 +47,11 @@ ABSL_FLAG(int64_t, max_resident_tokens, 0,
           "session memory budget: KV-cache tokens per layer per session, beyond which old "
           "blocks are evicted; the most a client may ask for; 0: unlimited");
 ABSL_FLAG(int, max_sessions, 64, "open documents at once (running Encode calls count)");
+ABSL_FLAG(int64_t, max_kv_cache_bytes, 0,
+          "KV-cache memory all open sessions together may reserve, in bytes: each session "
+          "(running Encode calls too) reserves its worst case, max_resident_tokens x layers x "
+          "K,V bytes per token, when it opens and returns it when it finishes or expires; new "
+          "sessions beyond it get RESOURCE_EXHAUSTED. Needs --max_resident_tokens; 0: no cap");
 ABSL_FLAG(int64_t, max_chunk_tokens, 65536, "largest chunk and largest Encode document, in tokens");
 ABSL_FLAG(int64_t, max_document_tokens, 0, "longest streamed document in tokens; 0: unlimited");
 ABSL_FLAG(int, max_chunks_in_flight, 2, "chunks a stream may be ahead of its answers");
@@ -175,6 +180,7 @@ int Run() {
   limits.max_resident_tokens = absl::GetFlag(FLAGS_max_resident_tokens);
   limits.max_document_tokens = absl::GetFlag(FLAGS_max_document_tokens);
   limits.max_chunks_in_flight = absl::GetFlag(FLAGS_max_chunks_in_flight);
+  limits.max_kv_cache_bytes = absl::GetFlag(FLAGS_max_kv_cache_bytes);
   server_options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
   if (metrics_port < 0 || metrics_port > 65535) {

@@ -25,7 +25,11 @@ std::chrono::system_clock::time_point ToChrono(absl::Time t) {
 absl::StatusOr<std::unique_ptr<ProteusServer>> ProteusServer::Start(
     const ServerOptions& options, std::unique_ptr<Encoder> encoder,
     ModelDescription description) {
-  if (absl::Status s = ValidateServerLimits(options.limits, encoder->config()); !s.ok()) return s;
+  if (absl::Status s = ValidateServerLimits(options.limits, encoder->config(),
+                                            encoder->options().kv_dtype);
+      !s.ok()) {
+    return s;
+  }
   if (options.listen_addresses.empty()) {
     return absl::InvalidArgumentError("--listen: give at least one host:port");
   }
@@ -43,6 +47,12 @@ absl::StatusOr<std::unique_ptr<ProteusServer>> ProteusServer::Start(
   server->scheduler_ = std::make_unique<Scheduler>();
   SessionManager::Options session_options;
   session_options.max_sessions = options.limits.max_sessions;
+  session_options.max_kv_cache_bytes = options.limits.max_kv_cache_bytes;
+  session_options.session_kv_cache_bytes = [config = server->encoder_->config(),
+                                            kv_dtype = server->encoder_->options().kv_dtype](
+                                               const SessionOptions& session) {
+    return SessionKvCacheBytes(config, kv_dtype, session.max_resident_tokens);
+  };
   session_options.idle_timeout = options.limits.idle_timeout;
   server->sessions_ = std::make_unique<SessionManager>(session_options);
   if (options.telemetry_window_tokens < 1) {

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "model/config.h"
+#include "model/encoder.h"
 
 namespace proteus::server {
 
@@ -31,15 +32,30 @@ struct ServerLimits {
   int64_t max_document_tokens = 0;
   // Chunks a stream may have read but not yet answered (backpressure, not an error).
   int max_chunks_in_flight = 2;
+  // The KV cache all sessions together may reserve, in bytes; 0: unlimited. Each session
+  // (unary calls too) reserves its worst case, SessionKvCacheBytes of its max_resident_tokens,
+  // when it opens and returns it when it finishes or expires; RESOURCE_EXHAUSTED beyond.
+  // REQUIRES max_resident_tokens > 0 (an unlimited session has no worst case).
+  int64_t max_kv_cache_bytes = 0;
 };
 
 // The largest request message the server accepts for `limits`: a chunk of max_chunk_tokens ids
 // (10 bytes per varint at worst) plus room for the envelope.
 int64_t MaxMessageBytes(const ServerLimits& limits);
 
-// Checks every limit against the model (e.g. the KV budget must hold sinks + window + a block).
-// Errors name the flag: "--max_resident_tokens: ...".
-absl::Status ValidateServerLimits(const ServerLimits& limits, const ModelConfig& config);
+// The most KV cache (K and V, every layer) a session with this budget can hold, in bytes: what
+// it reserves against max_kv_cache_bytes. The model allocates its pool of key blocks up front,
+// max_resident_tokens / attn_block + 1 blocks of attn_block tokens per layer
+// (model/session_state.cc); tests/server/caps_test.cc checks that the two agree.
+// REQUIRES max_resident_tokens > 0.
+int64_t SessionKvCacheBytes(const ModelConfig& config, DType kv_dtype,
+                            int64_t max_resident_tokens);
+
+// Checks every limit against the model and its KV-cache dtype (EncoderOptions::kv_dtype; e.g.
+// the KV budget must hold sinks + window + a block). Errors name the flag:
+// "--max_resident_tokens: ...".
+absl::Status ValidateServerLimits(const ServerLimits& limits, const ModelConfig& config,
+                                  DType kv_dtype = EncoderOptions().kv_dtype);
 
 struct TlsFiles {
   // PEM server certificate chain and its private key. Both empty: plaintext.

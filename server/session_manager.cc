@@ -49,17 +49,42 @@ SessionManager::~SessionManager() {
 }
 
 int SessionManager::ActiveLocked() const {
-  int n = transient_->load();
+  int n = transient_->count.load();
   for (const auto& [id, session] : sessions_) n += session->holds_state() ? 1 : 0;
   return n;
 }
 
-absl::Status SessionManager::CheckCapacityLocked() const {
+int64_t SessionManager::ReservationOf(const SessionOptions& options) const {
+  return options_.max_kv_cache_bytes > 0 ? options_.session_kv_cache_bytes(options) : 0;
+}
+
+int64_t SessionManager::ReservedLocked() const {
+  if (options_.max_kv_cache_bytes == 0) return 0;
+  int64_t bytes = transient_->reserved_bytes.load();
+  for (const auto& [id, session] : sessions_) {
+    if (session->holds_state()) bytes += ReservationOf(session->options());
+  }
+  return bytes;
+}
+
+absl::Status SessionManager::CheckCapacityLocked(int64_t reservation) const {
   if (ActiveLocked() >= options_.max_sessions) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "this server already holds its max_sessions (", options_.max_sessions,
         ") open documents; finish a document, wait for idle sessions to expire (",
         absl::FormatDuration(options_.idle_timeout), "), or retry later"));
+  }
+  if (options_.max_kv_cache_bytes > 0) {
+    const int64_t reserved = ReservedLocked();
+    if (reserved + reservation > options_.max_kv_cache_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "a new session reserves ", reservation,
+          " bytes of KV cache (its max_resident_tokens), but the open sessions already reserve ",
+          reserved, " of this server's max_kv_cache_bytes (", options_.max_kv_cache_bytes,
+          "); finish a document, wait for idle sessions to expire (",
+          absl::FormatDuration(options_.idle_timeout),
+          "), ask for a smaller options.max_resident_tokens, or retry later"));
+    }
   }
   return absl::OkStatus();
 }
@@ -67,7 +92,7 @@ absl::Status SessionManager::CheckCapacityLocked() const {
 absl::StatusOr<std::shared_ptr<DocumentSession>> SessionManager::Create(
     Principal owner, const SessionOptions& options) {
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckCapacityLocked(); !s.ok()) return s;
+  if (absl::Status s = CheckCapacityLocked(ReservationOf(options)); !s.ok()) return s;
   std::string id = NewSessionId();
   auto session = std::make_shared<DocumentSession>(id, owner, options, Now());
   sessions_.emplace(std::move(id), session);
@@ -76,14 +101,18 @@ absl::StatusOr<std::shared_ptr<DocumentSession>> SessionManager::Create(
 
 absl::StatusOr<std::shared_ptr<DocumentSession>> SessionManager::CreateTransient(
     Principal owner, const SessionOptions& options) {
+  const int64_t reservation = ReservationOf(options);
   absl::MutexLock lock(&mu_);
-  if (absl::Status s = CheckCapacityLocked(); !s.ok()) return s;
-  transient_->fetch_add(1);
-  std::shared_ptr<std::atomic<int>> count = transient_;
+  if (absl::Status s = CheckCapacityLocked(reservation); !s.ok()) return s;
+  transient_->count.fetch_add(1);
+  transient_->reserved_bytes.fetch_add(reservation);
+  std::shared_ptr<Transient> transient = transient_;
   return std::shared_ptr<DocumentSession>(
-      new DocumentSession("unary", owner, options, Now()), [count](DocumentSession* s) {
+      new DocumentSession("unary", owner, options, Now()),
+      [transient, reservation](DocumentSession* s) {
         delete s;
-        count->fetch_sub(1);
+        transient->reserved_bytes.fetch_sub(reservation);
+        transient->count.fetch_sub(1);
       });
 }
 
@@ -134,6 +163,11 @@ int SessionManager::active() const {
 int SessionManager::size() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(sessions_.size());
+}
+
+int64_t SessionManager::reserved_kv_cache_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return ReservedLocked();
 }
 
 int64_t SessionManager::resident_tokens() const {

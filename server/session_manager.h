@@ -30,6 +30,12 @@ class SessionManager {
  public:
   struct Options {
     int max_sessions = 64;
+    // The KV cache all sessions holding state may reserve, in bytes; 0: unlimited. A session
+    // reserves session_kv_cache_bytes(its options) from Create until it finishes or expires.
+    int64_t max_kv_cache_bytes = 0;
+    // What a session with these options reserves (ServerLimits::max_kv_cache_bytes). Required
+    // when max_kv_cache_bytes > 0.
+    std::function<int64_t(const SessionOptions&)> session_kv_cache_bytes;
     absl::Duration idle_timeout = absl::Minutes(10);
     // How often the reaper looks; zero: no reaper thread (tests call ReapIdle).
     absl::Duration reap_interval = absl::Seconds(1);
@@ -43,7 +49,8 @@ class SessionManager {
   SessionManager(const SessionManager&) = delete;
   SessionManager& operator=(const SessionManager&) = delete;
 
-  // A new session with a fresh 128-bit id. RESOURCE_EXHAUSTED at max_sessions.
+  // A new session with a fresh 128-bit id. RESOURCE_EXHAUSTED at max_sessions, or when its
+  // KV-cache reservation would take the total over max_kv_cache_bytes.
   absl::StatusOr<std::shared_ptr<DocumentSession>> Create(Principal owner,
                                                           const SessionOptions& options);
   // A session for one unary call: not findable by id, counted against max_sessions while it
@@ -64,20 +71,31 @@ class SessionManager {
   int size() const;
   // Tokens resident in the KV caches of the sessions in the table (unary calls excluded).
   int64_t resident_tokens() const;
+  // KV-cache bytes reserved now by the sessions holding state (unary calls included); 0
+  // without a max_kv_cache_bytes.
+  int64_t reserved_kv_cache_bytes() const;
 
   absl::Time Now() const { return options_.clock(); }
   const Options& options() const { return options_; }
 
  private:
   int ActiveLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status CheckCapacityLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int64_t ReservedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // What a session with `options` reserves; 0 without a max_kv_cache_bytes.
+  int64_t ReservationOf(const SessionOptions& options) const;
+  absl::Status CheckCapacityLocked(int64_t reservation) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReaperLoop();
 
   const Options options_;
   mutable absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<DocumentSession>> sessions_ ABSL_GUARDED_BY(mu_);
-  // Unary sessions alive now; shared with their deleters, which may outlive the manager.
-  std::shared_ptr<std::atomic<int>> transient_ = std::make_shared<std::atomic<int>>(0);
+  // Unary sessions alive now and the KV cache they reserve; shared with their deleters, which
+  // may outlive the manager.
+  struct Transient {
+    std::atomic<int> count{0};
+    std::atomic<int64_t> reserved_bytes{0};
+  };
+  std::shared_ptr<Transient> transient_ = std::make_shared<Transient>();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar reaper_cv_;
   std::thread reaper_;

@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "server/status_map.h"
 #include "tests/server/server_testing.h"
@@ -91,6 +94,74 @@ TEST(CapsTest, AStartWithImpossibleLimitsNamesTheFlag) {
       options, testing::OpenTinyEncoder(), ModelDescription{"tiny", true});
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(server.status().message()), HasSubstr("--max_resident_tokens"));
+}
+
+TEST(CapsTest, AKvCacheCapNeedsASessionBudgetAndRoomForOneSession) {
+  ServerOptions options = testing::TestOptions();
+  options.limits.max_kv_cache_bytes = int64_t{1} << 30;
+  absl::StatusOr<std::unique_ptr<ProteusServer>> server = ProteusServer::Start(
+      options, testing::OpenTinyEncoder(), ModelDescription{"tiny", true});
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr("--max_kv_cache_bytes: needs --max_resident_tokens"));
+
+  options.limits.max_resident_tokens = 512;
+  const int64_t one = SessionKvCacheBytes(testing::TinyConfig(), DType::kF32, 512);
+  options.limits.max_kv_cache_bytes = one - 1;
+  server = ProteusServer::Start(options, testing::OpenTinyEncoder(),
+                                ModelDescription{"tiny", true});
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(server.status().message()),
+              HasSubstr(absl::StrCat("--max_kv_cache_bytes: ", one - 1,
+                                     " bytes cannot hold even one session: one with "
+                                     "--max_resident_tokens=512 reserves ",
+                                     one, " bytes of float32 KV cache (2 layers)")));
+
+  options.limits.max_kv_cache_bytes = -1;
+  server = ProteusServer::Start(options, testing::OpenTinyEncoder(),
+                                ModelDescription{"tiny", true});
+  EXPECT_THAT(std::string(server.status().message()), HasSubstr("--max_kv_cache_bytes: must be"));
+
+  options.limits.max_kv_cache_bytes = one;
+  auto t = StartTestServer(options);
+  ASSERT_NE(t, nullptr);
+  grpc::ClientContext context;
+  v1::ModelInfo info;
+  ASSERT_TRUE(t->stub->GetModelInfo(&context, v1::GetModelInfoRequest(), &info).ok());
+  EXPECT_EQ(info.limits().max_kv_cache_bytes(), one);
+}
+
+// What a session reserves against --max_kv_cache_bytes is exactly the K and V block pool the
+// model allocates for its budget (model/session_state.cc).
+TEST(CapsTest, TheKvCacheReservationIsWhatTheModelAllocates) {
+  std::unique_ptr<Encoder> model = testing::OpenTinyEncoder();
+  for (int64_t budget : {96, 100, 512, 1000}) {
+    SCOPED_TRACE(::testing::Message() << "max_resident_tokens " << budget);
+    SessionOptions options;
+    options.max_resident_tokens = budget;
+    absl::StatusOr<std::unique_ptr<Session>> session = model->NewSession(options);
+    ASSERT_TRUE(session.ok()) << session.status();
+    int64_t kv_bytes = 0;
+    for (const std::string& shape : (*session)->state_tensor_shapes()) {
+      // "layers.0.k_cache[33,16,2,16]"
+      if (shape.find(".k_cache[") == std::string::npos &&
+          shape.find(".v_cache[") == std::string::npos) {
+        continue;
+      }
+      int64_t elements = 1;
+      for (absl::string_view d : absl::StrSplit(
+               absl::string_view(shape).substr(shape.find('[') + 1,
+                                               shape.size() - shape.find('[') - 2),
+               ',')) {
+        int64_t n = 0;
+        ASSERT_TRUE(absl::SimpleAtoi(d, &n)) << shape;
+        elements *= n;
+      }
+      kv_bytes += elements * static_cast<int64_t>(sizeof(float));
+    }
+    EXPECT_EQ(kv_bytes, SessionKvCacheBytes(model->config(), DType::kF32, budget));
+    EXPECT_LE(kv_bytes, (*session)->state_bytes());
+  }
 }
 
 TEST(CapsTest, ASessionSurvivesADroppedConnectionUntilItsIdleTimeout) {

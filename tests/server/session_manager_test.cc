@@ -68,6 +68,40 @@ TEST(SessionManagerTest, MaxSessionsCountsOpenAndUnarySessions) {
   EXPECT_TRUE(sessions.Create(0, SessionOptions()).ok());
 }
 
+TEST(SessionManagerTest, KvCacheReservationsAreTakenAtAdmissionAndReturnedAtTheEnd) {
+  FakeClock clock;
+  SessionManager::Options o = Options(&clock, 10);
+  o.max_kv_cache_bytes = 900;
+  o.session_kv_cache_bytes = [](const SessionOptions& s) { return s.max_resident_tokens; };
+  SessionManager sessions(o);
+  SessionOptions big, small;
+  big.max_resident_tokens = 400;
+  small.max_resident_tokens = 150;
+  auto a = sessions.Create(0, big);
+  auto unary = sessions.CreateTransient(0, big);
+  ASSERT_TRUE(a.ok() && unary.ok());
+  EXPECT_EQ(sessions.reserved_kv_cache_bytes(), 800);
+  auto refused = sessions.Create(0, small);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(refused.status().message()),
+              HasSubstr("a new session reserves 150 bytes of KV cache (its max_resident_tokens), "
+                        "but the open sessions already reserve 800 of this server's "
+                        "max_kv_cache_bytes (900)"));
+  EXPECT_EQ(sessions.CreateTransient(0, small).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  unary->reset();  // the unary call ended
+  EXPECT_EQ(sessions.reserved_kv_cache_bytes(), 400);
+  auto b = sessions.Create(0, small);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(sessions.reserved_kv_cache_bytes(), 550);
+  // An expired session returns its reservation (it stays in the table until reaped).
+  clock.now += absl::Seconds(61);
+  EXPECT_TRUE((*a)->ExpireIfIdle(clock.now, absl::Seconds(60)));
+  EXPECT_EQ(sessions.reserved_kv_cache_bytes(), 150);
+  EXPECT_EQ(sessions.ReapIdle(), 2);
+  EXPECT_EQ(sessions.reserved_kv_cache_bytes(), 0);
+}
+
 TEST(SessionManagerTest, IdleSessionsExpireButNotWhileAJobIsPending) {
   FakeClock clock;
   SessionManager sessions(Options(&clock));
