@@ -45,6 +45,11 @@ void EncoderService::BeginDrain() {
   for (StreamEncodeReactor* stream : streams_) stream->Drain();
 }
 
+int EncoderService::open_streams() const {
+  absl::MutexLock lock(&streams_mu_);
+  return static_cast<int>(streams_.size());
+}
+
 grpc::ServerUnaryReactor* EncoderService::Encode(grpc::CallbackServerContext* context,
                                                  const v1::EncodeRequest* request,
                                                  v1::EncodeResponse* response) {

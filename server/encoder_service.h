@@ -31,6 +31,9 @@ class EncoderService final : public v1::Encoder::CallbackService {
   // ends once the chunks it already read are answered.
   void BeginDrain();
 
+  // StreamEncode calls whose reactor is alive (not yet OnDone).
+  int open_streams() const;
+
   grpc::ServerUnaryReactor* Encode(grpc::CallbackServerContext* context,
                                    const v1::EncodeRequest* request,
                                    v1::EncodeResponse* response) override;
@@ -42,7 +45,7 @@ class EncoderService final : public v1::Encoder::CallbackService {
 
  private:
   ServiceContext* const core_;
-  absl::Mutex streams_mu_;
+  mutable absl::Mutex streams_mu_;
   std::set<StreamEncodeReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
 };
 

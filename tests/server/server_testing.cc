@@ -51,10 +51,48 @@ ServerOptions TestOptions() {
   return o;
 }
 
-std::unique_ptr<TestServer> StartTestServer(const ServerOptions& options, bool warm_up) {
+void GatedEncoder::HoldNextChunk() {
+  absl::MutexLock lock(&mu_);
+  armed_ = true;
+  released_ = false;
+}
+
+bool GatedEncoder::WaitUntilHolding(absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithTimeout(absl::Condition(&holding_), timeout);
+}
+
+bool GatedEncoder::holding() const {
+  absl::MutexLock lock(&mu_);
+  return holding_;
+}
+
+void GatedEncoder::Release() {
+  absl::MutexLock lock(&mu_);
+  armed_ = false;
+  released_ = true;
+}
+
+absl::Status GatedEncoder::EncodeChunk(Session& session, absl::Span<const int32_t> tokens,
+                                       const ChunkRequest& request, ChunkResult* result) const {
+  {
+    absl::MutexLock lock(&mu_);
+    if (armed_ && !tokens.empty()) {
+      armed_ = false;
+      holding_ = true;
+      mu_.AwaitWithTimeout(absl::Condition(&released_), absl::Seconds(60));
+      holding_ = false;
+    }
+  }
+  return inner_->EncodeChunk(session, tokens, request, result);
+}
+
+std::unique_ptr<TestServer> StartTestServer(const ServerOptions& options, bool warm_up,
+                                            std::unique_ptr<Encoder> encoder) {
   auto t = std::make_unique<TestServer>();
+  if (encoder == nullptr) encoder = OpenTinyEncoder();
   absl::StatusOr<std::unique_ptr<ProteusServer>> server =
-      ProteusServer::Start(options, OpenTinyEncoder(), ModelDescription{"tiny", true});
+      ProteusServer::Start(options, std::move(encoder), ModelDescription{"tiny", true});
   if (!server.ok()) {
     std::fprintf(stderr, "StartTestServer: %s\n", std::string(server.status().message()).c_str());
     return nullptr;

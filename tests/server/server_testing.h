@@ -13,7 +13,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "model/config.h"
 #include "model/encoder.h"
@@ -38,6 +41,45 @@ std::unique_ptr<Encoder> OpenTinyEncoder();
 // Loopback, port 0, small limits that tests can reach.
 ServerOptions TestOptions();
 
+// A fault-injecting Encoder around another (as leveldb's fault-injection EnvWrapper wraps an
+// Env): it can hold a chunk inside EncodeChunk, so that a test acts while the chunk is being
+// computed on the device thread. Everything else is forwarded.
+//
+// Thread-safety: thread-safe. A held chunk waits at most 60 s, so a failed test cannot hang the
+// server's shutdown.
+class GatedEncoder final : public Encoder {
+ public:
+  explicit GatedEncoder(std::unique_ptr<Encoder> inner) : inner_(std::move(inner)) {}
+
+  // The next EncodeChunk with at least one token waits, before computing, for Release().
+  void HoldNextChunk();
+  // Waits until a chunk is held; false after `timeout`.
+  bool WaitUntilHolding(absl::Duration timeout);
+  // true while a chunk is held.
+  bool holding() const;
+  // Lets a held chunk go on and disarms HoldNextChunk.
+  void Release();
+
+  const ModelConfig& config() const override { return inner_->config(); }
+  const EncoderOptions& options() const override { return inner_->options(); }
+  absl::StatusOr<DeviceMemory> device_memory() const override {
+    return inner_->device_memory();
+  }
+  absl::StatusOr<std::unique_ptr<Session>> NewSession(
+      const SessionOptions& options) const override {
+    return inner_->NewSession(options);
+  }
+  absl::Status EncodeChunk(Session& session, absl::Span<const int32_t> tokens,
+                           const ChunkRequest& request, ChunkResult* result) const override;
+
+ private:
+  const std::unique_ptr<Encoder> inner_;
+  mutable absl::Mutex mu_;
+  mutable bool armed_ ABSL_GUARDED_BY(mu_) = false;
+  mutable bool holding_ ABSL_GUARDED_BY(mu_) = false;
+  mutable bool released_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 // A started (and by default warmed-up) server with a plaintext channel to it.
 struct TestServer {
   std::unique_ptr<ProteusServer> server;
@@ -46,8 +88,10 @@ struct TestServer {
   std::unique_ptr<v1::Encoder::Stub> stub;
   std::unique_ptr<grpc::health::v1::Health::Stub> health;
 };
+// `encoder`: the model to serve; null: OpenTinyEncoder().
 std::unique_ptr<TestServer> StartTestServer(const ServerOptions& options = TestOptions(),
-                                            bool warm_up = true);
+                                            bool warm_up = true,
+                                            std::unique_ptr<Encoder> encoder = nullptr);
 
 // Chunk/document helpers.
 v1::Chunk MakeChunk(uint64_t number, const std::vector<int32_t>& tokens, bool as_ids = false);
