@@ -61,6 +61,8 @@ class ProteusServer {
   // Test hooks.
   Scheduler& TEST_scheduler() { return *scheduler_; }
   SessionManager& TEST_sessions() { return *sessions_; }
+  // What the handlers share (e.g. to set `draining` without the rest of a shutdown).
+  ServiceContext& TEST_core() { return *core_; }
   // StreamEncode calls still alive on the server (their reactors not yet done).
   int TEST_open_streams() const { return encoder_service_->open_streams(); }
 

@@ -40,13 +40,17 @@ StreamEncodeReactor::StreamEncodeReactor(ServiceContext* core,
 
 void StreamEncodeReactor::Drain() {
   absl::MutexLock lock(&mu_);
+  DrainLocked();
+  PumpLocked();
+}
+
+void StreamEncodeReactor::DrainLocked() {
   if (!final_.has_value()) {
     // Not FailLocked: the chunks already read stay queued and are answered first.
     final_ = absl::UnavailableError(
         "the server is shutting down: every chunk answered before this was applied, but the "
         "session ends with the server; start again elsewhere");
   }
-  PumpLocked();
 }
 
 void StreamEncodeReactor::OnReadDone(bool ok) {
@@ -158,7 +162,9 @@ void StreamEncodeReactor::ChunkLocked(v1::Chunk& chunk) {
     return;
   }
   if (core_->draining.load()) {
-    FailLocked(absl::UnavailableError("the server is shutting down; no new chunks"));
+    // The drain began but has not reached this stream yet: refuse this chunk as Drain will,
+    // keeping the chunks read before it (FailLocked would drop them).
+    DrainLocked();
     return;
   }
   auto job = std::make_shared<ChunkJob>();

@@ -49,6 +49,8 @@ class StreamEncodeReactor final
  private:
   using Response = v1::StreamEncodeResponse;
 
+  // Reads no more; ends the stream with UNAVAILABLE once the chunks already read are answered.
+  void DrainLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void HandleLocked(v1::StreamEncodeRequest& request) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OpenLocked(const v1::OpenSession& open) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ChunkLocked(v1::Chunk& chunk) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -21,6 +21,9 @@ using testing::MakeDocument;
 using testing::StartTestServer;
 
 struct Gate {
+  ~Gate() {
+    if (!release.HasBeenNotified()) release.Notify();  // never leave the device thread stuck
+  }
   absl::Notification holding, release;
   void Hold(Scheduler& s) {
     ASSERT_TRUE(s.Submit(424242, [this] {
@@ -100,6 +103,46 @@ TEST(HealthTest, GracefulShutdownFinishesTheChunksAlreadyRead) {
   EXPECT_EQ(second->update().end(), 200);
   EXPECT_EQ(end.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(end.status().message()), HasSubstr("shutting down"));
+  EXPECT_EQ(t->server->counters().chunks_applied.load(), 2u);
+}
+
+// A graceful shutdown sets `draining`, then drains the open streams one by one. A chunk that a
+// stream reads in between is refused, but the chunks that stream read before are still
+// answered, as on every other stream.
+TEST(HealthTest, AChunkReadAsTheDrainBeginsDoesNotDropTheChunksReadBefore) {
+  ServerOptions options = testing::TestOptions();
+  options.limits.max_chunks_in_flight = 3;
+  auto t = StartTestServer(options);
+  ASSERT_NE(t, nullptr);
+  Scheduler& scheduler = t->server->TEST_scheduler();
+  testing::Stream stream(t->stub.get());
+  ASSERT_TRUE(stream.Open().ok());
+  Gate gate;
+  gate.Hold(scheduler);
+  stream.Send(MakeChunk(0, MakeDocument(100, 1)));
+  stream.Send(MakeChunk(1, MakeDocument(100, 2)));
+  for (int i = 0; i < 2000 && scheduler.stats().queued < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(scheduler.stats().queued, 2u);
+  // The shutdown's first step, before it reaches this stream; then a third chunk comes.
+  t->server->TEST_core().draining = true;
+  stream.Send(MakeChunk(2, MakeDocument(100, 3)));
+  // Give the server every chance to (wrongly) drop chunks 0 and 1 before the device frees up.
+  for (int i = 0; i < 100 && scheduler.stats().cancelled == 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_EQ(scheduler.stats().cancelled, 0u) << "the chunks read before the drain were dropped";
+  gate.release.Notify();
+  for (uint64_t k = 0; k < 2; ++k) {
+    absl::StatusOr<v1::StreamEncodeResponse> response = stream.Read();
+    ASSERT_TRUE(response.ok()) << "chunk " << k << ": " << response.status();
+    EXPECT_EQ(response->update().chunk_number(), k);
+  }
+  absl::StatusOr<v1::StreamEncodeResponse> end = stream.Read();
+  EXPECT_EQ(end.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(end.status().message()),
+              HasSubstr("every chunk answered before this was applied"));
   EXPECT_EQ(t->server->counters().chunks_applied.load(), 2u);
 }
 
