@@ -165,8 +165,12 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& dir) {
   if (!file.ok()) return file.status();
   absl::StatusOr<ModelWeights> weights = WeightsFromSafetensors(*config, *file);
   if (!weights.ok()) {
+    // Name both files: a tensor is wrong for the model its config.json describes.
     return absl::Status(weights.status().code(),
-                        absl::StrCat(weights.status().message(), " [checkpoint ", dir, "]"));
+                        absl::StrCat(weights.status().message(), " [in ",
+                                     (fs::path(dir) / "model.safetensors").string(),
+                                     ", checked against ", (fs::path(dir) / "config.json").string(),
+                                     "]"));
   }
   return Checkpoint{*std::move(config), *std::move(weights)};
 }
