@@ -15,15 +15,24 @@ namespace {
 
 constexpr char kVersion[] = "proteus-server 0.1 (proteus.v1)";
 
-// Finishes a unary call exactly once, even if its job is dropped without running.
-class UnaryCall {
+}  // namespace
+
+// Finishes a unary call exactly once, even if its job is dropped without running, and counts
+// the call as in flight until then.
+class EncoderService::UnaryCall {
  public:
-  explicit UnaryCall(grpc::ServerUnaryReactor* reactor) : reactor_(reactor) {}
+  UnaryCall(EncoderService* service, grpc::ServerUnaryReactor* reactor)
+      : service_(service), reactor_(reactor) {
+    absl::MutexLock lock(&service_->mu_);
+    ++service_->unary_calls_;
+  }
   ~UnaryCall() {
     if (!finished_) {
       reactor_->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE,
                                     "the server is shutting down; the document was not encoded"));
     }
+    absl::MutexLock lock(&service_->mu_);
+    --service_->unary_calls_;
   }
   void Finish(const absl::Status& status) {
     finished_ = true;
@@ -31,22 +40,28 @@ class UnaryCall {
   }
 
  private:
+  EncoderService* const service_;
   grpc::ServerUnaryReactor* const reactor_;
   bool finished_ = false;
 };
-
-}  // namespace
 
 EncoderService::EncoderService(ServiceContext* core) : core_(core) {}
 
 void EncoderService::BeginDrain() {
   core_->draining.store(true);
-  absl::MutexLock lock(&streams_mu_);
+  absl::MutexLock lock(&mu_);
   for (StreamEncodeReactor* stream : streams_) stream->Drain();
 }
 
+bool EncoderService::DrainedLocked() const { return streams_.empty() && unary_calls_ == 0; }
+
+bool EncoderService::WaitUntilDrained(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  return mu_.AwaitWithDeadline(absl::Condition(this, &EncoderService::DrainedLocked), deadline);
+}
+
 int EncoderService::open_streams() const {
-  absl::MutexLock lock(&streams_mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(streams_.size());
 }
 
@@ -54,7 +69,7 @@ grpc::ServerUnaryReactor* EncoderService::Encode(grpc::CallbackServerContext* co
                                                  const v1::EncodeRequest* request,
                                                  v1::EncodeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto call = std::make_shared<UnaryCall>(reactor);
+  auto call = std::make_shared<UnaryCall>(this, reactor);
   absl::StatusOr<Principal> principal = core_->auth.Authenticate(context->client_metadata());
   if (!principal.ok()) {
     call->Finish(principal.status());
@@ -124,10 +139,10 @@ grpc::ServerUnaryReactor* EncoderService::Encode(grpc::CallbackServerContext* co
 grpc::ServerBidiReactor<v1::StreamEncodeRequest, v1::StreamEncodeResponse>*
 EncoderService::StreamEncode(grpc::CallbackServerContext* context) {
   auto* stream = new StreamEncodeReactor(core_, context, [this](StreamEncodeReactor* done) {
-    absl::MutexLock lock(&streams_mu_);
+    absl::MutexLock lock(&mu_);
     streams_.erase(done);
   });
-  absl::MutexLock lock(&streams_mu_);
+  absl::MutexLock lock(&mu_);
   streams_.insert(stream);
   // A drain that began after the reactor checked the flag has not seen this stream.
   if (core_->draining.load()) stream->Drain();

@@ -15,6 +15,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "proteus/v1/encoder.grpc.pb.h"
 #include "server/service_context.h"
 
@@ -30,6 +31,9 @@ class EncoderService final : public v1::Encoder::CallbackService {
   // Graceful shutdown, step 1: refuse new calls and chunks (UNAVAILABLE); every open stream
   // ends once the chunks it already read are answered.
   void BeginDrain();
+  // Step 2: waits until every StreamEncode call has ended and every Encode call has finished,
+  // or `deadline`. true: drained.
+  bool WaitUntilDrained(absl::Time deadline);
 
   // StreamEncode calls whose reactor is alive (not yet OnDone).
   int open_streams() const;
@@ -44,9 +48,15 @@ class EncoderService final : public v1::Encoder::CallbackService {
                                          v1::ModelInfo* response) override;
 
  private:
+  // One Encode call, from the handler until it finished (Finish runs exactly once).
+  class UnaryCall;
+
+  bool DrainedLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   ServiceContext* const core_;
-  mutable absl::Mutex streams_mu_;
-  std::set<StreamEncodeReactor*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  mutable absl::Mutex mu_;
+  std::set<StreamEncodeReactor*> streams_ ABSL_GUARDED_BY(mu_);
+  int unary_calls_ ABSL_GUARDED_BY(mu_) = 0;  // UnaryCalls alive
 };
 
 }  // namespace proteus::server

@@ -165,10 +165,16 @@ absl::Status ProteusServer::WarmUp() {
 void ProteusServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // done, or Start failed half-way
   shut_down_ = true;
+  const absl::Time deadline = absl::Now() + grace;
   health_service_->Shutdown();          // probes see NOT_SERVING; Watch streams end
   encoder_service_->BeginDrain();       // no new work; streams end after their chunks
   telemetry_service_->Shutdown();       // routing watchers never end on their own
-  server_->Shutdown(ToChrono(absl::Now() + grace));  // waits for calls; cancels at deadline
+  // While the chunks already read finish, a new call still reaches the handlers, which refuse
+  // it with UNAVAILABLE. gRPC's own Shutdown would answer a call arriving in that time with
+  // CANCELLED (grpc/grpc#41785: calls not yet matched to a handler are cancelled), so it comes
+  // once the work is done, or the grace is spent.
+  encoder_service_->WaitUntilDrained(deadline);
+  server_->Shutdown(ToChrono(deadline));  // waits for what is left; cancels it at the deadline
   server_->Wait();
   scheduler_->Stop();                   // nothing is left, but be sure the thread is gone
 }

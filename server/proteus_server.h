@@ -48,7 +48,8 @@ class ProteusServer {
 
   // Graceful shutdown: health NOT_SERVING, new calls and chunks refused with UNAVAILABLE,
   // chunks already read run to the end and are answered; after `grace` what remains is
-  // cancelled. Then the device thread stops. Idempotent; blocks until done.
+  // cancelled. The ports stay open until the calls are done (so a late call is refused, not
+  // cut). Then the device thread stops. Idempotent; blocks until done.
   void Shutdown(absl::Duration grace);
 
   // The port bound for each listen address, in order (useful with port 0).

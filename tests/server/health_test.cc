@@ -106,6 +106,47 @@ TEST(HealthTest, GracefulShutdownFinishesTheChunksAlreadyRead) {
   EXPECT_EQ(t->server->counters().chunks_applied.load(), 2u);
 }
 
+// While the chunks already read finish, new calls still reach the server's handlers, which
+// refuse them with UNAVAILABLE and say why (gRPC's own Shutdown would cancel them: CANCELLED).
+TEST(HealthTest, DuringTheDrainNewCallsAreRefusedWithUnavailable) {
+  auto t = StartTestServer();
+  ASSERT_NE(t, nullptr);
+  Scheduler& scheduler = t->server->TEST_scheduler();
+  testing::Stream stream(t->stub.get());
+  ASSERT_TRUE(stream.Open().ok());
+  Gate gate;
+  gate.Hold(scheduler);
+  stream.Send(MakeChunk(0, MakeDocument(100, 1)));
+  for (int i = 0; i < 2000 && scheduler.stats().queued < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(scheduler.stats().queued, 1u);
+  std::thread stopper([&] { t->server->Shutdown(absl::Seconds(20)); });
+  for (int i = 0; i < 2000 && !t->server->TEST_core().draining.load(); ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE(t->server->TEST_core().draining.load());
+
+  testing::Stream late(t->stub.get());
+  const absl::Status opened = late.Open().status();
+  EXPECT_EQ(opened.code(), absl::StatusCode::kUnavailable) << opened;
+  EXPECT_THAT(std::string(opened.message()), HasSubstr("the server is shutting down"));
+  grpc::ClientContext context;
+  v1::EncodeRequest request;
+  request.set_data("hello");
+  v1::EncodeResponse response;
+  const grpc::Status unary = t->stub->Encode(&context, request, &response);
+  EXPECT_EQ(unary.error_code(), grpc::StatusCode::UNAVAILABLE) << unary.error_message();
+  EXPECT_THAT(unary.error_message(), HasSubstr("the server is shutting down"));
+
+  gate.release.Notify();
+  absl::StatusOr<v1::StreamEncodeResponse> update = stream.Read();
+  ASSERT_TRUE(update.ok()) << update.status();
+  EXPECT_EQ(update->update().end(), 100);
+  EXPECT_EQ(stream.Read().status().code(), absl::StatusCode::kUnavailable);
+  stopper.join();
+}
+
 // A graceful shutdown sets `draining`, then drains the open streams one by one. A chunk that a
 // stream reads in between is refused, but the chunks that stream read before are still
 // answered, as on every other stream.

@@ -220,7 +220,8 @@ TEST(ServerProcessTest, SigtermUnderLoadFinishesInFlightChunksRefusesNewWorkAndE
     auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
     auto stub = v1::Encoder::NewStub(channel);
     Stream late(stub.get());
-    EXPECT_EQ(late.Open().status().code(), absl::StatusCode::kUnavailable);
+    const absl::Status refused = late.Open().status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
   }
   for (std::thread& t : threads) t.join();
 
