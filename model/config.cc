@@ -1,5 +1,7 @@
 #include "model/config.h"
 
+#include "model/encoder.h"
+
 
 #include <cmath>
 #include <cstdio>
@@ -437,6 +439,20 @@ bool DnaActive(const ModelConfig& config) {
 
 int KvHeadOf(const ModelConfig& config, int virtual_head) {
   return virtual_head / (config.attn_h_total / config.attn_kv_heads);
+}
+
+// Declared in encoder.h; here so that torch-free code (server/) can name a dtype.
+const char* FloatDTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return "float32";
+    case DType::kBF16:
+      return "bfloat16";
+    case DType::kF16:
+      return "float16";
+    default:
+      return "unsupported";
+  }
 }
 
 }  // namespace proteus

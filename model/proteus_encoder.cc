@@ -314,18 +314,6 @@ absl::StatusOr<DType> ParseFloatDType(absl::string_view text, absl::string_view 
       absl::StrCat(flag, ": expected float32, bfloat16 or float16, got \"", text, "\""));
 }
 
-const char* FloatDTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return "float32";
-    case DType::kBF16:
-      return "bfloat16";
-    case DType::kF16:
-      return "float16";
-    default:
-      return "unsupported";
-  }
-}
 
 absl::StatusOr<DnaAdapt> ParseDnaAdapt(absl::string_view text, absl::string_view flag) {
   if (text == "session") return DnaAdapt::kSession;
