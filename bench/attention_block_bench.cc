@@ -9,6 +9,7 @@
 //
 // Usage: attention_block_bench [--lengths 16384,32768,...] [--runs 5]
 //        [--max-dense 131072] [--max-sdpa 1048576] [--check-tokens 8192]
+//        [--configs dense-off,auto-on,...,sdpa]
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -37,7 +38,12 @@ struct Options {
   int runs = 5;
   int64_t max_dense = 131072;     // dense is quadratic: longer runs take minutes
   int64_t max_sdpa = 1048576;
-  int64_t check_tokens = 8192;    // correctness check length (CPU reference, float32)
+  int64_t check_tokens = 8192;    // correctness check length (CPU reference, float32); 0: none
+  // Only these configurations ("dense-off", "auto-on", ..., "sdpa"); empty: all.
+  std::vector<std::string> configs;
+  bool Wants(const std::string& name) const {
+    return configs.empty() || std::find(configs.begin(), configs.end(), name) != configs.end();
+  }
 };
 
 Options Parse(int argc, char** argv) {
@@ -61,6 +67,14 @@ Options Parse(int argc, char** argv) {
       o.max_sdpa = std::stoll(value);
     } else if (flag == "--check-tokens") {
       o.check_tokens = std::stoll(value);
+    } else if (flag == "--configs") {
+      size_t start = 0;
+      while (start < value.size()) {
+        size_t end = value.find(',', start);
+        if (end == std::string::npos) end = value.size();
+        o.configs.push_back(value.substr(start, end - start));
+        start = end + 1;
+      }
     } else {
       std::fprintf(stderr, "unknown flag %s\n", flag.c_str());
       std::exit(2);
@@ -156,8 +170,8 @@ int Main(int argc, char** argv) {
   std::fflush(stdout);
 
   // Correctness first, at a length where the CPU reference is affordable.
-  std::vector<std::string> checks;
   for (bool dna : {false, true}) {
+    if (opt.check_tokens <= 0) break;
     for (AttnMode mode : {AttnMode::kDense, AttnMode::kSparse, AttnMode::kLinear, AttnMode::kAuto}) {
       const ModelConfig c = BenchConfig(dna, mode);
       SequenceOptions so;
@@ -177,6 +191,7 @@ int Main(int argc, char** argv) {
     for (bool dna : {false, true}) {
       for (AttnMode mode : {AttnMode::kDense, AttnMode::kSparse, AttnMode::kLinear, AttnMode::kAuto}) {
         if (mode == AttnMode::kDense && T > opt.max_dense) continue;
+        if (!opt.Wants(std::string(ModeName(mode)) + (dna ? "-on" : "-off"))) continue;
         const ModelConfig c = BenchConfig(dna, mode);
         const ModelWeights w = ToDevice(InitWeights(c, 1), cuda, at::kBFloat16);
         SequenceOptions so;
@@ -192,7 +207,7 @@ int Main(int argc, char** argv) {
         std::fflush(stdout);
       }
     }
-    if (T <= opt.max_sdpa) {
+    if (T <= opt.max_sdpa && opt.Wants("sdpa")) {
       // The peer: the same q/k/v/o projections around SDPA's flash kernel.
       at::globalContext().setSDPUseMath(false);
       at::globalContext().setSDPUseMemEfficient(false);
