@@ -24,8 +24,13 @@ AlphaFraction AlphaAt(const ModelConfig& config, int64_t t) {
 
 int64_t SelectedBlockCount(const ModelConfig& config, int64_t query_block,
                            int64_t num_candidates) {
+  return SelectedBlockCountFor(config, AlphaAt(config, query_block * config.attn_block),
+                               num_candidates);
+}
+
+int64_t SelectedBlockCountFor(const ModelConfig& config, AlphaFraction a,
+                              int64_t num_candidates) {
   if (num_candidates <= 0) return 0;
-  const AlphaFraction a = AlphaAt(config, query_block * config.attn_block);
   if (a.IsZero()) return num_candidates;
   const int64_t kmin = config.attn_topk_blocks_min;
   const int64_t kmax = config.attn_topk_blocks_max;
@@ -35,6 +40,13 @@ int64_t SelectedBlockCount(const ModelConfig& config, int64_t query_block,
   const __int128 x = static_cast<__int128>(kmax - kmin) * (a.den - a.num);
   const int64_t k = kmin + static_cast<int64_t>((x + a.den - 1) / a.den);
   return std::clamp<int64_t>(k, 0, num_candidates);
+}
+
+AlphaFraction MaxAlpha(AlphaFraction a, AlphaFraction b) {
+  // a.num/a.den < b.num/b.den ⇔ a.num·b.den < b.num·a.den (dens ≥ 1, values ≤ 2^53).
+  const __int128 lhs = static_cast<__int128>(a.num) * b.den;
+  const __int128 rhs = static_cast<__int128>(b.num) * a.den;
+  return lhs < rhs ? b : a;
 }
 
 Regime RegimeAt(const ModelConfig& config, int64_t t) {

@@ -32,6 +32,12 @@ inline double AlphaValueAt(const ModelConfig& config, int64_t t) {
 // taken at the block's first position (query_block · attn_block).
 int64_t SelectedBlockCount(const ModelConfig& config, int64_t query_block,
                            int64_t num_candidates);
+// The same count for a given α (the trainer's floored α, train/training_forward.h).
+int64_t SelectedBlockCountFor(const ModelConfig& config, AlphaFraction alpha,
+                              int64_t num_candidates);
+
+// The larger of two fractions, compared exactly.
+AlphaFraction MaxAlpha(AlphaFraction a, AlphaFraction b);
 
 // The regime a position is in, for reporting: dense (α = 0), linear (α = 1)
 // or sparse (in between).

@@ -19,17 +19,6 @@ at::Tensor Normalize(const at::Tensor& x) {
   return x / x.norm(2, {-1}, /*keepdim=*/true).clamp_min(1e-12);
 }
 
-// Gate distribution p [n, G] of float32 tokens xf under `prototypes`
-// (undefined: router only).
-at::Tensor GateProbs(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xf,
-                     const at::Tensor& prototypes) {
-  at::Tensor p = at::softmax(at::linear(xf, w.router.to(at::kFloat)), -1);
-  if (!prototypes.defined()) return p;
-  at::Tensor cosine = at::matmul(Normalize(xf), Normalize(prototypes).t());
-  const double b = c.attn_dna_blend;
-  return (1.0 - b) * p + b * at::softmax(cosine / c.attn_dna_temp, -1);
-}
-
 at::Tensor LongTensor(const std::vector<int64_t>& v, at::Device device) {
   return at::tensor(v, kLong).to(device);
 }
@@ -110,6 +99,15 @@ void AdvanceLinearState(LayerState& s, int64_t target) {
 }
 
 }  // namespace
+
+at::Tensor GateProbs(const ModelConfig& c, const LayerWeights& w, const at::Tensor& xf,
+                     const at::Tensor& prototypes) {
+  at::Tensor p = at::softmax(at::linear(xf, w.router.to(at::kFloat)), -1);
+  if (!prototypes.defined()) return p;
+  at::Tensor cosine = at::matmul(Normalize(xf), Normalize(prototypes).t());
+  const double b = c.attn_dna_blend;
+  return (1.0 - b) * p + b * at::softmax(cosine / c.attn_dna_temp, -1);
+}
 
 at::Tensor DnaDrift(const at::Tensor& current, const at::Tensor& checkpoint) {
   at::Tensor a = current.to(at::kDouble), b = checkpoint.to(a.device(), at::kDouble);

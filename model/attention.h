@@ -26,6 +26,12 @@ struct HeadRouting {
   at::Tensor gate_probs;  // [n, G] float32; undefined without routing
 };
 
+// Gate distribution p [n, G] of float32 tokens xf [n, d] (DESIGN §2.3):
+// softmax(router·x), blended with softmax(cos(x, prototypes)/temp) when
+// `prototypes` [G, d] is defined. Differentiable in xf and the router.
+at::Tensor GateProbs(const ModelConfig& config, const LayerWeights& weights, const at::Tensor& xf,
+                     const at::Tensor& prototypes);
+
 // Routes x [n, d] (the attn_norm output) for global positions start..; with
 // DNA on and `state.dna` defined, applies the adaptation rule at every
 // multiple of U = ⌊τ/4⌋ (updating state.dna and the window sums).

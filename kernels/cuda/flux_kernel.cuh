@@ -19,25 +19,36 @@ namespace proteus::flux {
 // φ(x) = elu(x) + 1.
 __device__ __forceinline__ float Phi(float x) { return x > 0.f ? x + 1.f : __expf(x); }
 
-// Copies a [kBlockN, head_dim] tile of keys (or values) starting at document
-// position `first` into shared memory; positions past key_limit become zero.
-// With `phi`, stores φ(x) instead (pre-RoPE keys of the linear part).
+// The first element of key `sub` of key block `block_index` (through the
+// block's cache slot) for kv head `kv`. A tile never crosses a key block
+// (kBlockN divides attn_block), so the slot is looked up once per tile and no
+// 64-bit division runs per element.
+template <class Tr>
+__device__ __forceinline__ const typename Tr::Elem* TileBase(const void* src_base, const int32_t* slots,
+                                                             int64_t block_index, int sub,
+                                                             const FluxParams& p, int kv) {
+  const auto* base = static_cast<const typename Tr::Elem*>(src_base);
+  if (block_index * p.block + sub >= p.key_limit) return base;  // nothing of it is read
+  const int64_t slot = slots != nullptr ? slots[block_index] : block_index;
+  return base + ((slot * p.block + sub) * p.kv_heads + kv) * Tr::kHeadDim;
+}
+
+// Copies the [kBlockN, head_dim] tile of keys (or values) at key `sub` of key
+// block `block_index` into shared memory; positions past key_limit become
+// zero. With `phi`, stores φ(x) instead (pre-RoPE keys of the linear part).
 template <class Tr, bool kPhi>
 __device__ __forceinline__ void LoadTile(typename Tr::Elem* dst, const void* src_base,
-                                         const int32_t* slots, int64_t first,
+                                         const int32_t* slots, int64_t block_index, int sub,
                                          const FluxParams& p, int kv) {
   using T = typename Tr::Elem;
   constexpr int D = Tr::kHeadDim, kChunks = D / 8;  // 16-byte chunks per row
-  const T* src = static_cast<const T*>(src_base);
+  const int64_t first = block_index * p.block + sub;
+  const T* base = TileBase<Tr>(src_base, slots, block_index, sub, p, kv);
   for (int idx = threadIdx.x; idx < Tr::kBlockN * kChunks; idx += Tr::kThreads) {
     const int n = idx / kChunks, c = (idx % kChunks) * 8;
-    const int64_t pos = first + n;
     uint4 chunk = make_uint4(0, 0, 0, 0);
-    if (pos < p.key_limit) {
-      const int64_t b = pos / p.block;
-      const int64_t slot = slots != nullptr ? slots[b] : b;
-      const int64_t row = slot * p.block + pos % p.block;
-      chunk = *reinterpret_cast<const uint4*>(src + (row * p.kv_heads + kv) * D + c);
+    if (first + n < p.key_limit) {
+      chunk = *reinterpret_cast<const uint4*>(base + static_cast<int64_t>(n) * p.kv_heads * D + c);
       if constexpr (kPhi) {
         T* e = reinterpret_cast<T*>(&chunk);
         for (int i = 0; i < 8; ++i) e[i] = T(Phi(ToFloat(e[i])));
@@ -51,24 +62,44 @@ __device__ __forceinline__ void LoadTile(typename Tr::Elem* dst, const void* src
 // commits and waits.
 template <class Tr>
 __device__ __forceinline__ void LoadTileAsync(typename Tr::Elem* dst, const void* src_base,
-                                              const int32_t* slots, int64_t first,
+                                              const int32_t* slots, int64_t block_index, int sub,
                                               const FluxParams& p, int kv) {
   using T = typename Tr::Elem;
   constexpr int D = Tr::kHeadDim, kChunks = D / 8;
-  const T* src = static_cast<const T*>(src_base);
+  const int64_t first = block_index * p.block + sub;
+  const T* base = TileBase<Tr>(src_base, slots, block_index, sub, p, kv);
   for (int idx = threadIdx.x; idx < Tr::kBlockN * kChunks; idx += Tr::kThreads) {
     const int n = idx / kChunks, c = (idx % kChunks) * 8;
-    const int64_t pos = first + n;
-    const T* from = src;  // any valid address when nothing is read
-    int bytes = 0;
-    if (pos < p.key_limit) {
-      const int64_t b = pos / p.block;
-      const int64_t slot = slots != nullptr ? slots[b] : b;
-      from = src + ((slot * p.block + pos % p.block) * p.kv_heads + kv) * D + c;
-      bytes = 16;
-    }
-    CpAsync16(dst + n * Tr::kLd + c, from, bytes);
+    const bool exists = first + n < p.key_limit;
+    // Any valid address when nothing is read.
+    const T* from = exists ? base + static_cast<int64_t>(n) * p.kv_heads * D + c : base;
+    CpAsync16(dst + n * Tr::kLd + c, from, exists ? 16 : 0);
   }
+}
+
+// s[nt] += A(16 rows × 16 dims at step st) · K(keys nt·8 .. nt·8+7)ᵀ for every
+// key tile nt of a [kBlockN, head_dim] tile stored key-major.
+template <class Tr>
+__device__ __forceinline__ void MmaKeyTile(float (&s)[Tr::kBlockN / 8][4], const uint32_t (&a)[4],
+                                           const typename Tr::Elem* ks, int st, int lane) {
+#ifndef PROTEUS_HIP
+  const int m = lane / 8, r = lane % 8;
+  for (int nt = 0; nt < Tr::kBlockN / 8; nt += 2) {
+    uint32_t f[4];
+    LdMatrixX4(f, ks + ((nt + (m >> 1)) * 8 + r) * Tr::kLd + st * 16 + (m & 1) * 8);
+    const uint32_t b0[2] = {f[0], f[1]}, b1[2] = {f[2], f[3]};
+    Mma16816<typename Tr::Elem>(s[nt], a, b0);
+    Mma16816<typename Tr::Elem>(s[nt + 1], a, b1);
+  }
+#else
+  const int g = lane / 4, qd = lane % 4;
+  for (int nt = 0; nt < Tr::kBlockN / 8; ++nt) {
+    const typename Tr::Elem* kr = ks + (nt * 8 + g) * Tr::kLd + st * 16 + 2 * qd;
+    const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kr),
+                           *reinterpret_cast<const uint32_t*>(kr + 8)};
+    Mma16816<typename Tr::Elem>(s[nt], a, b);
+  }
+#endif
 }
 
 // acc[16 rows × head_dim] += A(16 × 16, rows × k) · B(k0..k0+15, head_dim),
@@ -121,7 +152,7 @@ __device__ __forceinline__ TileCursor NextTile(const FluxParams& p, const int32_
 }
 
 template <class Tr>
-__global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const PROTEUS_GRID_CONSTANT FluxParams p) {
+__global__ void __launch_bounds__(Tr::kThreads, Tr::kMinBlocksPerSm) FluxForwardKernel(const PROTEUS_GRID_CONSTANT FluxParams p) {
   using T = typename Tr::Elem;
   constexpr int D = Tr::kHeadDim, BN = Tr::kBlockN, kLd = Tr::kLd;
   constexpr int kSteps = D / 16, kDTiles = D / 8, kNTiles = BN / 8;
@@ -166,9 +197,9 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const PROTEUS_
   // Start loading the first tile while the queries come in.
   TileCursor cur{NextEntry(p, list, 0), 0};
   auto issue = [&](TileCursor c, int stage) {
-    const int64_t key0 = static_cast<int64_t>(list[c.li] & ~kFluxSelectedBit) * p.block + c.sub;
-    LoadTileAsync<Tr>(k_tile(stage), p.k, p.block_slot, key0, p, kv);
-    LoadTileAsync<Tr>(v_tile(stage), p.v, p.block_slot, key0, p, kv);
+    const int64_t block_index = list[c.li] & ~kFluxSelectedBit;
+    LoadTileAsync<Tr>(k_tile(stage), p.k, p.block_slot, block_index, c.sub, p, kv);
+    LoadTileAsync<Tr>(v_tile(stage), p.v, p.block_slot, block_index, c.sub, p, kv);
     CpAsyncCommit();
   };
   if (cur.li < p.list_len) issue(cur, 0);
@@ -209,14 +240,7 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const PROTEUS_
     const int64_t key0 = static_cast<int64_t>(entry & ~kFluxSelectedBit) * p.block + cur.sub;
 
     float s[kNTiles][4] = {};
-    for (int st = 0; st < kSteps; ++st) {
-      for (int nt = 0; nt < kNTiles; ++nt) {
-        const T* kr = ks + (nt * 8 + g) * kLd + st * 16 + 2 * qd;
-        const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kr),
-                               *reinterpret_cast<const uint32_t*>(kr + 8)};
-        Mma16816<T>(s[nt], qf[st], b);
-      }
-    }
+    for (int st = 0; st < kSteps; ++st) MmaKeyTile<Tr>(s, qf[st], ks, st, lane);
     // Mask (DESIGN §2.8 "Softmax part"), skipped where the whole tile is
     // allowed for every row of the CTA, and online softmax.
     const int64_t key_last = key0 + BN - 1;
@@ -322,18 +346,11 @@ __global__ void __launch_bounds__(Tr::kThreads) FluxForwardKernel(const PROTEUS_
         T* ks = k_tile(0);
         T* vs = v_tile(0);
         __syncthreads();
-        LoadTile<Tr, true>(ks, p.k_pre, p.pre_slot, key0, p, kv);
-        LoadTile<Tr, false>(vs, p.v, p.block_slot, key0, p, kv);
+        LoadTile<Tr, true>(ks, p.k_pre, p.pre_slot, edge, sub, p, kv);
+        LoadTile<Tr, false>(vs, p.v, p.block_slot, edge, sub, p, kv);
         __syncthreads();
         float w[kNTiles][4] = {};
-        for (int st = 0; st < kSteps; ++st) {
-          for (int nt = 0; nt < kNTiles; ++nt) {
-            const T* kr = ks + (nt * 8 + g) * kLd + st * 16 + 2 * qd;
-            const uint32_t b[2] = {*reinterpret_cast<const uint32_t*>(kr),
-                                   *reinterpret_cast<const uint32_t*>(kr + 8)};
-            Mma16816<T>(w[nt], pf[st], b);
-          }
-        }
+        for (int st = 0; st < kSteps; ++st) MmaKeyTile<Tr>(w, pf[st], ks, st, lane);
         for (int nt = 0; nt < kNTiles; ++nt) {
           for (int e = 0; e < 4; ++e) {
             const int64_t key = key0 + nt * 8 + 2 * qd + (e & 1);

@@ -13,6 +13,12 @@ struct FluxTraits {
   static constexpr int kWarps = kWarps_;
   static constexpr int kBlockM = 16 * kWarps;  // query rows per CTA: 16 per warp
   static constexpr int kThreads = 32 * kWarps;
+  // Resident CTAs per SM the compiler must allow (__launch_bounds__). Up to
+  // head_dim 64, 16 warps per SM (128 registers per thread): uncapped, ptxas
+  // took 160–172, one 8-warp CTA per SM, too few warps to hide the MMA and
+  // shared-memory latency. head_dim 128's accumulators alone need 64
+  // registers: capped it spills over 1 KB, so it stays uncapped.
+  static constexpr int kMinBlocksPerSm = kHeadDim > 64 ? 1 : (kWarps >= 8 ? 2 : 4);
   // Row padding of the shared tiles: 8 elements (16 bytes) keeps 16-byte
   // stores aligned and spreads fragment reads over all 32 banks.
   static constexpr int kLd = kHeadDim + 8;
