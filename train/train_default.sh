@@ -2,7 +2,9 @@
 # On the GPU machine: trains the shipped default model (models/proteus-small) or its dense
 # baseline with the same budget, then measures it with proteus_eval. One script for both, so the
 # two runs differ only in the config. Usage:
-#   train/train_default.sh OUT_DIR proteus|dense
+#   train/train_default.sh OUT_DIR proteus|dense [train|eval|both] [MODEL_DIR]
+# 'train' and 'eval' split the work over two device calls (each is capped at 10 minutes); 'eval'
+# measures MODEL_DIR (default OUT_DIR/model-KIND).
 # Needs the corpus (train/make_corpus.py --kinds prose) in $PROTEUS_CORPUS (default
 # .deps/corpus-prose) and the GPU build's inputs (tools/gpu_build.sh). TRAIN_STEPS (default 300)
 # optimizer steps of TRAIN_TOKENS_PER_STEP (default 32768) tokens.
@@ -10,6 +12,9 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 out=$1
 kind=$2
+phase=${3:-both}
+case $phase in train|eval|both) ;; *) echo "train_default: want train, eval or both, got '$phase'" >&2; exit 2 ;; esac
+model=${4:-$out/model-$kind}
 case $kind in
   proteus) config=train/configs/proteus-small.json ;;
   dense) config=train/configs/dense-small.json ;;
@@ -31,6 +36,7 @@ fi
 export LD_LIBRARY_PATH=$PWD/build/gpu-deps/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader > "$out/card.txt"
 
+if [[ $phase != eval ]]; then
 # The command line, recorded beside the model.
 train_cmd=(build/gpu/train/proteus_train --config "$config" --corpus "$corpus" --out "$out/run-$kind"
   --device cuda --bf16 --seed 1 --steps "$steps" --tokens_per_step "$tokens" --micro_batch_tokens "$tokens"
@@ -46,12 +52,14 @@ echo "train $kind: rc $rc, $((SECONDS - start)) s"; tail -4 "$out/train-$kind.lo
 cp "$out/run-$kind/$(cat "$out/run-$kind/latest")/curve.tsv" "$out/model-$kind/curve.tsv"
 cp "$out/train-$kind.cmd" "$out/model-$kind/TRAINED_BY"
 rm -rf "$out/run-$kind"/step-*  # optimizer state and F32 copies: not shipped
+fi
+[[ $phase == train ]] && exit 0
 
 # Dense is quadratic: it stops at 64K.
 lengths=1024,8192,65536
 [[ $kind == proteus ]] && lengths=1024,8192,65536,1048576
 start=$SECONDS
-build/gpu/train/proteus_eval --model "$out/model-$kind" --corpus "$corpus" --split test \
+build/gpu/train/proteus_eval --model "$model" --corpus "$corpus" --split test \
   --contexts "$lengths" --max_bytes 1048576 --device cuda --dtype bfloat16 --kv_dtype bfloat16 \
   --passkey_lengths "$lengths" --passkey_depths 0,0.5,1 --passkey_trials 4 \
   --json_out "$out/eval-$kind.json" > "$out/eval-$kind.md" 2> "$out/eval-$kind.log"
