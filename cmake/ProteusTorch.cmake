@@ -1,28 +1,33 @@
 # proteus::torch: LibTorch.
-# - PROTEUS_CUDA=ON (the GPU build): the whole LibTorch of a CUDA PyTorch install through
-#   find_package(Torch) (CMAKE_PREFIX_PATH = torch.utils.cmake_prefix_path), and the CUDA language
-#   for kernels/cuda, built for sm_80 and sm_90 plus sm_90 PTX.
+# - PROTEUS_GPU=cuda or hip (the GPU build, cmake/ProteusGpu.cmake): the whole LibTorch of a CUDA
+#   or ROCm PyTorch install through find_package(Torch) (CMAKE_PREFIX_PATH =
+#   torch.utils.cmake_prefix_path, the same call for both).
 # - Otherwise, the CPU build, from the PyTorch wheel unpacked by tools/setup_debian.sh
 #   (PROTEUS_TORCH_DIR, see tools/env.sh). Same as Bazel's @libtorch//:torch: only
 #   libtorch_cpu.so and libc10.so are linked (libtorch.so would pull in libtorch_cuda.so).
-if(PROTEUS_CUDA)
-  # sm_80, sm_90, and sm_90 PTX for newer cards. Torch's CMake resets
-  # CMAKE_CUDA_ARCHITECTURES (it wants TORCH_CUDA_ARCH_LIST), so kernels/cuda sets the
-  # architectures on its target from PROTEUS_CUDA_ARCHITECTURES.
-  set(PROTEUS_CUDA_ARCHITECTURES "80-real;90-real;90-virtual" CACHE STRING "CUDA architectures")
-  set(CMAKE_CUDA_ARCHITECTURES ${PROTEUS_CUDA_ARCHITECTURES})
-  if(NOT TORCH_CUDA_ARCH_LIST)
-    set(TORCH_CUDA_ARCH_LIST "8.0;9.0+PTX")
+if(PROTEUS_CUDA OR PROTEUS_HIP)
+  if(PROTEUS_HIP AND NOT DEFINED ENV{PYTORCH_ROCM_ARCH})
+    # A ROCm LibTorch's CMake config (Caffe2/public/LoadHIP.cmake) wants the target
+    # architectures in PYTORCH_ROCM_ARCH, else asks rocm_agent_enumerator, which fails on a
+    # machine without an AMD GPU (a container build).
+    set(ENV{PYTORCH_ROCM_ARCH} "${CMAKE_HIP_ARCHITECTURES}")
   endif()
-  enable_language(CUDA)
-  set(CMAKE_CUDA_STANDARD 17)
   find_package(Torch REQUIRED)
   # The LibTorch must use the C++11 ABI, like everything else we link (PyTorch 2.x says so by
   # not defining the old ABI; tools/gpu_build.sh also asks torch._C._GLIBCXX_USE_CXX11_ABI).
   if(TORCH_CXX_FLAGS MATCHES "_GLIBCXX_USE_CXX11_ABI=0")
     message(FATAL_ERROR "LibTorch at ${Torch_DIR} does not use the C++11 ABI (${TORCH_CXX_FLAGS})")
   endif()
+  if(PROTEUS_HIP AND CAFFE2_USE_CUDA)
+    message(FATAL_ERROR "LibTorch at ${Torch_DIR} is a CUDA build; PROTEUS_GPU=hip needs a ROCm "
+                        "PyTorch (torch.version.hip set)")
+  endif()
   add_library(proteus::torch INTERFACE IMPORTED)
+  if(PROTEUS_HIP)
+    # What torch.utils.cpp_extension passes to every source of a ROCm extension (COMMON_HIP_FLAGS):
+    # torch's headers test USE_ROCM, the HIP headers __HIP_PLATFORM_AMD__.
+    target_compile_definitions(proteus::torch INTERFACE USE_ROCM=1 __HIP_PLATFORM_AMD__=1)
+  endif()
   # The wheel's libtorch_cpu.so exports its own copy of std::filesystem (142 symbols). Linked
   # after it, every binary of ours that called std::filesystem segfaulted at the first call on
   # the device (Ubuntu 24.04, GCC 13; the autotuner's cache, checkpoints, three tests). Linking

@@ -12,7 +12,8 @@
 # --shutdown_grace, selectors, ports, mounts, Envoy's upstream Service); Envoy's config names
 # only existing clusters and is session-affine; metric names come from DESIGN.md §4 /
 # telemetry; the flags passed exist in server/main.cc; the Dockerfiles build through
-# tools/gpu_build.sh; compose.yaml's references resolve; and the checker catches planted
+# tools/gpu_build.sh, each for its backend (PROTEUS_GPU_BACKEND: cuda, rocm; a value the script
+# accepts); compose.yaml's references resolve; and the checker catches planted
 # mistakes (tests/deploy/deploy_checks_selftest.py).
 #
 # Exits non-zero if any step failed; the last line reads "deploy/check.sh: N passed, N failed".
@@ -132,7 +133,8 @@ step "k8s secret.example.yaml (placeholders) passes the schemas" \
 # ---- Envoy, flags, Dockerfiles, compose ------------------------------------------------------
 step "envoy.yaml parses, routes name existing clusters, session-affine" checks envoy
 step "server flags passed by deploy/ exist in server/main.cc" checks flags
-step "Dockerfiles: pinned bases, build = tools/gpu_build.sh, non-root, HEALTHCHECK" checks docker
+step "Dockerfiles: pinned bases, build = tools/gpu_build.sh for the image's backend, non-root, HEALTHCHECK" \
+  checks docker
 grep_build_script() {  # The literal requirement: the build step calls the GPU build script.
   local f ok=0
   for f in deploy/docker/Dockerfile.cuda deploy/docker/Dockerfile.rocm; do

@@ -1,7 +1,8 @@
 // proteus_server: serves one resident Proteus model over gRPC (DESIGN.md §3).
 //
-//   proteus_server --model DIR [--listen 0.0.0.0:50051] [--device auto|cpu|cuda] ...
+//   proteus_server [--model DIR] [--listen 0.0.0.0:50051] [--device auto|cpu|cuda] ...
 //
+// Without --model it serves the shipped default model (server/default_model.h).
 // Health reports SERVING only after a real forward pass on the device succeeded. SIGTERM or
 // SIGINT starts a graceful shutdown: NOT_SERVING, new work refused, chunks already read
 // finished, then exit; a second signal exits at once. `--help` lists every flag.
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <thread>
@@ -28,15 +30,19 @@
 #include "absl/time/time.h"
 #include "model/config.h"
 #include "model/encoder.h"
+#include "server/default_model.h"
 #include "server/proteus_server.h"
 
 ABSL_FLAG(std::string, model, "",
-          "checkpoint directory (config.json + model.safetensors); empty: a deterministic "
-          "random-initialised model (see --random_config), with a warning");
+          "checkpoint directory (config.json + model.safetensors); empty: the shipped default "
+          "model (models/proteus-small; $PROTEUS_DEFAULT_MODEL overrides where it is looked for)");
+ABSL_FLAG(bool, random_init, false,
+          "serve a deterministic random-initialised model of the default config instead "
+          "(embeddings carry no meaning; for tests and load runs)");
 ABSL_FLAG(std::string, random_config, "",
-          "without --model: the config.json of the random model (default: every field at its "
-          "DESIGN.md default)");
-ABSL_FLAG(uint64_t, random_seed, 0, "without --model: the seed of the random weights");
+          "serve a deterministic random-initialised model of this config.json instead "
+          "(implies --random_init)");
+ABSL_FLAG(uint64_t, random_seed, 0, "with --random_init: the seed of the random weights");
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "comma-separated host:port addresses to listen on (port 0: any free port)");
 ABSL_FLAG(std::string, device, "auto", "cpu, cuda, or auto (cuda when a GPU is usable)");
@@ -102,18 +108,32 @@ absl::StatusOr<EncoderOptions> EncoderOptionsFromFlags(const std::string& device
 
 absl::StatusOr<std::unique_ptr<Encoder>> OpenModel(const EncoderOptions& options,
                                                    ModelDescription* description) {
-  const std::string dir = absl::GetFlag(FLAGS_model);
-  if (!dir.empty()) {
+  const std::string config_path = absl::GetFlag(FLAGS_random_config);
+  const bool random = absl::GetFlag(FLAGS_random_init) || !config_path.empty();
+  std::string dir = absl::GetFlag(FLAGS_model);
+  if (!dir.empty() && random) {
+    return absl::InvalidArgumentError(
+        "--model and --random_init/--random_config exclude each other: pick one model");
+  }
+  if (!random) {
+    std::string flag = "--model ";
+    if (dir.empty()) {
+      const char* env = std::getenv("PROTEUS_DEFAULT_MODEL");
+      absl::StatusOr<std::string> found =
+          FindDefaultModel(env != nullptr ? env : "", DefaultModelCandidates());
+      if (!found.ok()) return found.status();
+      dir = *found;
+      flag = "default model ";
+    }
     description->model = dir;
     absl::StatusOr<std::unique_ptr<Encoder>> encoder = Encoder::Open(dir, options);
     if (!encoder.ok()) {
       return absl::Status(encoder.status().code(),
-                          absl::StrCat("--model ", dir, ": ", encoder.status().message()));
+                          absl::StrCat(flag, dir, ": ", encoder.status().message()));
     }
     return encoder;
   }
   ModelConfig config;  // every field at its default
-  const std::string config_path = absl::GetFlag(FLAGS_random_config);
   if (!config_path.empty()) {
     absl::StatusOr<ModelConfig> loaded = LoadModelConfig(config_path);
     if (!loaded.ok()) {
@@ -161,10 +181,9 @@ int Run() {
     return 1;
   }
   if (description.random_init) {
-    Log("WARNING: no --model given: serving a RANDOM-INITIALISED model, " + description.model +
-        ".");
-    Log("WARNING: its embeddings are deterministic but carry NO MEANING. Pass --model DIR to "
-        "serve a trained checkpoint.");
+    Log("WARNING: serving a RANDOM-INITIALISED model, " + description.model + ".");
+    Log("WARNING: its embeddings are deterministic but carry NO MEANING. Leave out "
+        "--random_init/--random_config to serve the shipped model, or pass --model DIR.");
   }
 
   ServerOptions server_options;

@@ -8,9 +8,8 @@ source tools/env.sh
 bash tools/setup_debian.sh
 bazel build --jobs=2 //tools/encode:proteus_encode //server:proteus_server //client:proteus
 
-# The demo: proteus_server on its embedded default (a deterministic random model of the default
-# config, until a trained model ships in models/), then one document streamed through it with
-# the `proteus` client, then a graceful shutdown.
+# The demo: proteus_server on the shipped default model (models/proteus-small), then one
+# document streamed through it with the `proteus` client, then a graceful shutdown.
 run_demo() {
   local input=${1:-README.md}
   local work=build/demo

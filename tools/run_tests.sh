@@ -43,7 +43,8 @@ fi
 # Deployment files: YAML, Kubernetes schemas, promtool, Envoy clusters, Dockerfile build steps.
 run "deploy checks" bash deploy/check.sh || fail $?
 
-# The HIP build of the same kernels, compiled for gfx90a and gfx1100 (installs hipcc if missing).
+# The HIP build of the same kernels through CMake's HIP mode (kernels only: no ROCm LibTorch here),
+# gfx90a objects and gfx1100 ISA with Debian's ROCm 5.2 (installs hipcc if missing).
 run "hip build" bash tools/hip_check.sh || fail $?
 
 # The libFuzzer targets (tests/fuzz/), ASan + UBSan, each for $PROTEUS_FUZZ_SECONDS (default 60).

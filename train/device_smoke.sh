@@ -21,11 +21,11 @@ files=$(git ls-files 2>/dev/null || find . -name '*.md' -o -name '*.cc' -o -name
 python3 - "$corpus" ../shared/DESIGN.md $(echo "$files" | grep -E '\.(md|cc|h|cu|cuh|py|sh)$') <<'PY'
 import hashlib, os, sys
 out, paths = sys.argv[1], sys.argv[2:]
-parts = {"train": [], "val": []}
+parts = {"train": [], "validation": []}
 for p in sorted(set(paths)):
     if not os.path.isfile(p): continue
     h = int.from_bytes(hashlib.sha256(p.encode()).digest()[:8], "big") % 10
-    parts["val" if h == 0 else "train"].append(open(p, "rb").read())
+    parts["validation" if h == 0 else "train"].append(open(p, "rb").read())
 for k, v in parts.items():
     open(os.path.join(out, k + ".bin"), "wb").write(b"".join(v))
     print(k, sum(map(len, v)), "bytes")

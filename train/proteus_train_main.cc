@@ -14,7 +14,7 @@
 #include "train/trainer.h"
 
 ABSL_FLAG(std::string, config, "", "config.json of the model to train (required)");
-ABSL_FLAG(std::string, corpus, "", "directory with train.bin and val.bin (train/make_corpus.py; required)");
+ABSL_FLAG(std::string, corpus, "", "directory with train.bin and validation.bin (train/make_corpus.py; required)");
 ABSL_FLAG(std::string, out, "", "run directory: checkpoints step-N/, `latest`, curve.tsv (required)");
 ABSL_FLAG(std::string, resume, "",
           "continue from this checkpoint directory; 'latest': the one named by --out/latest");

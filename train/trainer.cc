@@ -456,7 +456,7 @@ class TrainerImpl final : public Trainer {
 absl::StatusOr<std::pair<Corpus, Corpus>> OpenCorpus(const TrainerOptions& o) {
   absl::StatusOr<Corpus> train = Corpus::Open(o.corpus_dir + "/train.bin");
   if (!train.ok()) return train.status();
-  absl::StatusOr<Corpus> val = Corpus::Open(o.corpus_dir + "/val.bin");
+  absl::StatusOr<Corpus> val = Corpus::Open(o.corpus_dir + "/validation.bin");
   if (!val.ok()) return val.status();
   int64_t longest = 0;
   for (const Stage& s : o.stages) longest = std::max(longest, s.seq_len);

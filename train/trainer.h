@@ -41,7 +41,7 @@ enum class Schedule {
 
 struct TrainerOptions {
   ModelConfig model;
-  std::string corpus_dir;  // holds train.bin and val.bin (train/make_corpus.py)
+  std::string corpus_dir;  // holds train.bin and validation.bin (train/make_corpus.py)
   DeviceKind device = DeviceKind::kCpu;
   bool bf16_autocast = true;  // CUDA only: matrix products in bf16
   uint64_t seed = 1;          // weights and data order
@@ -63,7 +63,7 @@ struct TrainerOptions {
   PlateauOptions plateau;
 
   int64_t eval_every = 50;     // steps between validation evaluations
-  int64_t eval_tokens = 65536;  // validation tokens per evaluation (fixed crops of val.bin)
+  int64_t eval_tokens = 65536;  // validation tokens per evaluation (fixed crops of validation.bin)
   int64_t checkpoint_every = 0;  // 0: only at the end
   std::string out_dir;           // checkpoints go to out_dir/step-N and out_dir/latest
 

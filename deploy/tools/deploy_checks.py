@@ -14,7 +14,8 @@
     deploy_checks.py flags                     every flag the deployment passes exists in
                                                server/main.cc (or is a listed assumption)
     deploy_checks.py docker                    Dockerfiles: pinned bases, the build is
-                                               tools/gpu_build.sh, non-root, HEALTHCHECK
+                                               tools/gpu_build.sh for the image's backend,
+                                               non-root, HEALTHCHECK
     deploy_checks.py compose                   compose.yaml: references resolve, files exist
     deploy_checks.py dashboard-rules OUT.yml   the dashboard's queries as recording rules, for
                                                `promtool check rules` (PromQL syntax)
@@ -600,7 +601,39 @@ def cmd_flags(_args):
 # Dockerfiles
 
 
+# The backend each image must build for (tools/gpu_build.sh's PROTEUS_GPU_BACKEND).
+DOCKER_BACKEND = {"Dockerfile.cuda": "cuda", "Dockerfile.rocm": "rocm"}
+
+
+def gpu_build_backends():
+    """(backends tools/gpu_build.sh accepts, its default), read from the script itself."""
+    path = os.path.join(REPO, "tools", "gpu_build.sh")
+    if not os.path.exists(path):
+        return None, None
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    default = re.search(r"backend=\$\{PROTEUS_GPU_BACKEND:-(\w+)\}", text)
+    switch = re.search(r"^case \$backend in\n(.*?)^esac", text, re.S | re.M)
+    accepted = re.findall(r"^\s*(\w+)\)", switch.group(1), re.M) if switch else []
+    return accepted, default.group(1) if default else None
+
+
+def stage_backend(body):
+    """The PROTEUS_GPU_BACKEND a stage's `tools/gpu_build.sh build` sees (ARG, ENV or inline on
+    the RUN line; the last one wins), or None when the stage sets none."""
+    backend = None
+    for l in body:
+        if re.match(r"(ARG|ENV)\b", l) or (re.match(r"RUN\b", l) and "gpu_build.sh" in l):
+            for m in re.finditer(r"(?:^|\s)PROTEUS_GPU_BACKEND=(\S+)", l):
+                backend = m.group(1).strip("\"'")
+    return backend
+
+
 def cmd_docker(_args):
+    accepted, default = gpu_build_backends()
+    if not accepted or not default:
+        fail("tools/gpu_build.sh: no PROTEUS_GPU_BACKEND switch found (backend=${PROTEUS_GPU_BACKEND:-...}"
+             " and a `case $backend in` naming the backends)")
     for df in ("Dockerfile.cuda", "Dockerfile.rocm"):
         path = os.path.join(DEPLOY, "docker", df)
         before = len(failures)
@@ -629,6 +662,17 @@ def cmd_docker(_args):
             fail(f"{rel(path)}: no RUN calls `tools/gpu_build.sh build`")
         if not any("tools/gpu_deps.sh" in l for _, l in runs):
             fail(f"{rel(path)}: no RUN calls tools/gpu_deps.sh")
+        build_stages = [body for _, _, body in stages
+                        if any(re.match(r"RUN\b", l) and l in build_runs for l in body)]
+        backend = None
+        if build_stages and accepted and default:
+            backend = stage_backend(build_stages[0]) or default
+            if backend not in accepted:
+                fail(f"{rel(path)}: PROTEUS_GPU_BACKEND={backend}, which tools/gpu_build.sh does not "
+                     f"accept ({', '.join(accepted)})")
+            elif backend != DOCKER_BACKEND[df]:
+                fail(f"{rel(path)}: the build runs tools/gpu_build.sh for backend {backend}, not "
+                     f"{DOCKER_BACKEND[df]}")
         for _, l in runs:
             # A compiler or build tool in command position (package names after apt-get
             # install are fine).
@@ -646,8 +690,8 @@ def cmd_docker(_args):
         if not hc or "health" not in hc[-1]:
             fail(f"{rel(path)}: the runtime stage has no gRPC HEALTHCHECK")
         if len(failures) == before:
-            ok(f"{rel(path)}: {len(stages)} stages, pinned bases, build via tools/gpu_build.sh, "
-               f"USER {user[-1] if user else '?'}, HEALTHCHECK")
+            ok(f"{rel(path)}: {len(stages)} stages, pinned bases, build via tools/gpu_build.sh "
+               f"(backend {backend}), USER {user[-1] if user else '?'}, HEALTHCHECK")
 
 
 # --------------------------------------------------------------------------------------------

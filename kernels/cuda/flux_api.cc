@@ -1,16 +1,35 @@
 #include "kernels/cuda/flux_api.h"
 
 #include <ATen/ATen.h>
+// A ROCm PyTorch (USE_ROCM, set by cmake/ProteusTorch.cmake as torch's extension builder sets it)
+// installs these headers under hip/ names, but keeps the CUDA namespaces and class names:
+// c10::cuda::CUDAGuard, at::cuda::CUDAEvent, at::cuda::getCurrentCUDAStream, ... (torch 2.11's
+// torch.utils.hipify maps only the include paths and the CUDA runtime's own names in this file).
+#if defined(USE_ROCM)
+#include <ATen/hip/HIPContext.h>
+#include <ATen/hip/HIPEvent.h>
+#include <c10/hip/HIPCachingAllocator.h>
+#include <c10/hip/HIPGuard.h>
+#else
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
+#endif
 
 #include <algorithm>
 #include <vector>
 
 namespace proteus {
 namespace {
+
+// Events that record timing (the runtime's default flags; at::cuda::CUDAEvent's own default
+// disables timing).
+#if defined(USE_ROCM)
+constexpr unsigned int kTimingEvent = hipEventDefault;
+#else
+constexpr unsigned int kTimingEvent = cudaEventDefault;
+#endif
 
 void CheckCuda(const at::Tensor& t, const char* name, at::ScalarType type) {
   TORCH_CHECK(t.defined(), "flux: ", name, " is required");
@@ -114,7 +133,7 @@ absl::StatusOr<double> TimeFluxForwardCuda(const FluxCudaInputs& in, const FluxT
     FluxForwardCuda(scratch, tile);  // warm-up (and the shared-memory attribute)
     std::vector<double> ms;
     for (int r = 0; r < std::max(runs, 1); ++r) {
-      at::cuda::CUDAEvent start(cudaEventDefault), stop(cudaEventDefault);
+      at::cuda::CUDAEvent start(kTimingEvent), stop(kTimingEvent);
       start.record();
       FluxForwardCuda(scratch, tile);
       stop.record();

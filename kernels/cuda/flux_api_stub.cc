@@ -1,4 +1,4 @@
-// FluxForwardCuda for builds without CUDA (the Debian/CI CPU build): callers
+// FluxForwardCuda for builds without a GPU backend (the Debian/CI CPU build): callers
 // check at::hasCUDA() first; reaching this is a clear error, not a crash.
 #include <c10/util/Exception.h>
 
@@ -6,7 +6,8 @@
 
 namespace proteus {
 
-constexpr char kNoCuda[] = "flux: this build has no CUDA kernels (configure CMake with -DPROTEUS_CUDA=ON)";
+constexpr char kNoCuda[] =
+    "flux: this build has no GPU kernels (configure CMake with -DPROTEUS_GPU=cuda or -DPROTEUS_GPU=hip)";
 
 at::Tensor FluxForwardCuda(const FluxCudaInputs&, const FluxTileConfig&) { TORCH_CHECK(false, kNoCuda); }
 

@@ -28,7 +28,7 @@ def run_check(root, *args):
 def make_copy(tmp):
     root = os.path.join(tmp, "repo")
     shutil.copytree(os.path.join(REPO, "deploy"), os.path.join(root, "deploy"))
-    for source in (("server", "main.cc"), ("client", "proteus_main.cc")):
+    for source in (("server", "main.cc"), ("client", "proteus_main.cc"), ("tools", "gpu_build.sh")):
         if os.path.exists(os.path.join(REPO, *source)):
             os.makedirs(os.path.join(root, source[0]))
             shutil.copy(os.path.join(REPO, *source), os.path.join(root, *source))
@@ -117,6 +117,17 @@ def main():
          lambda r: edit(r, "deploy/docker/Dockerfile.cuda", "RUN tools/gpu_build.sh build",
                         "RUN cmake -S . -B build/gpu && cmake --build build/gpu"),
          "tools/gpu_build.sh")
+    case("the ROCm image building for the CUDA backend", "docker",
+         lambda r: edit(r, "deploy/docker/Dockerfile.rocm", "ARG PROTEUS_GPU_BACKEND=rocm",
+                        "ARG PROTEUS_GPU_BACKEND=cuda"),
+         "for backend cuda, not rocm")
+    case("the ROCm image relying on the script's default backend", "docker",
+         lambda r: edit(r, "deploy/docker/Dockerfile.rocm", "ARG PROTEUS_GPU_BACKEND=rocm\n", ""),
+         "for backend cuda, not rocm")
+    case("a backend tools/gpu_build.sh does not accept", "docker",
+         lambda r: edit(r, "deploy/docker/Dockerfile.rocm", "ARG PROTEUS_GPU_BACKEND=rocm",
+                        "ARG PROTEUS_GPU_BACKEND=hip"),
+         "does not accept")
     case("an unpinned base image", "docker",
          lambda r: edit(r, "deploy/docker/Dockerfile.rocm", "ARG RUNTIME_IMAGE=ubuntu:24.04",
                         "ARG RUNTIME_IMAGE=ubuntu:latest"),

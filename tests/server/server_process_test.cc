@@ -335,5 +335,32 @@ TEST(ServerProcessTest, ACorruptOrMismatchedCheckpointStopsTheStartUpNamingTheFi
   EXPECT_THAT(bad_config.log, HasSubstr(config_path));
 }
 
+TEST(ServerProcessTest, WithoutModelItServesTheShippedDefaultModel) {
+  const std::string dir = TempDir("default_model");
+  ServerProcess process(CommonFlags(), dir + "/server.log");
+  ASSERT_TRUE(process.started());
+  const std::string address = process.WaitForAddress(absl::Seconds(120));
+  ASSERT_FALSE(address.empty()) << process.Log();
+  ASSERT_TRUE(WaitUntilServing(address, absl::Seconds(120))) << process.Log();
+  EXPECT_THAT(process.Log(), HasSubstr("models/proteus-small"));
+  EXPECT_THAT(process.Log(), Not(HasSubstr("RANDOM-INITIALISED")));
+  process.Signal(SIGTERM);
+  const std::optional<int> status = process.Wait(absl::Seconds(60));
+  ASSERT_TRUE(status.has_value() && WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+      << process.Log();
+}
+
+TEST(ServerProcessTest, AModelAndARandomModelTogetherAreRefused) {
+  const std::string dir = TempDir("model_and_random");
+  ASSERT_TRUE(WriteRandomCheckpoint(testing::TinyConfig(), 5, dir).ok());
+  std::vector<std::string> flags = CommonFlags();
+  flags.insert(flags.end(), {"--model", dir, "--random_init"});
+  ServerProcess process(flags, dir + "/server.log");
+  const std::optional<int> status = process.Wait(absl::Seconds(60));
+  ASSERT_TRUE(status.has_value() && WIFEXITED(*status)) << process.Log();
+  EXPECT_EQ(WEXITSTATUS(*status), 1) << process.Log();
+  EXPECT_THAT(process.Log(), HasSubstr("exclude each other"));
+}
+
 }  // namespace
 }  // namespace proteus::server

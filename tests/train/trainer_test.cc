@@ -32,7 +32,7 @@ void WriteBytes(const std::string& path, const std::vector<int32_t>& doc) {
 std::string MakeCorpus(const std::string& name) {
   const std::string dir = TempDir(name);
   WriteBytes(dir + "/train.bin", testing::MakeDocument(100000, 1));
-  WriteBytes(dir + "/val.bin", testing::MakeDocument(8000, 2));
+  WriteBytes(dir + "/validation.bin", testing::MakeDocument(8000, 2));
   return dir;
 }
 
