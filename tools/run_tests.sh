@@ -50,4 +50,9 @@ run "hip build" bash tools/hip_check.sh || fail $?
 # The libFuzzer targets (tests/fuzz/), ASan + UBSan, each for $PROTEUS_FUZZ_SECONDS (default 60).
 run "fuzz" bash tools/fuzz.sh || fail $?
 
+# Every unit and integration test under ASan + UBSan + LeakSanitizer (the asan-ubsan preset of
+# CMakePresets.json, clang-14); any sanitizer report fails, children's included (tools/sanitize.sh).
+# TSan (tools/sanitize.sh tsan) is not a stage: tools/README.md says why.
+run "asan-ubsan" bash tools/sanitize.sh asan-ubsan || fail $?
+
 echo "=== all stages passed"

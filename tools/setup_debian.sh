@@ -25,6 +25,7 @@ packages=(
   openssl   # the server's TLS tests make their certificates with the openssl command
   prometheus  # the telemetry test scrapes the server with a real Prometheus (and promtool)
   clang-14 libclang-rt-14-dev   # tools/fuzz.sh: libFuzzer and the ASan/UBSan runtimes (a Recommends only)
+  llvm-14   # llvm-symbolizer-14: symbolized sanitizer reports (tools/fuzz.sh, tools/sanitize.sh)
 )
 command -v python3 >/dev/null || packages+=(python3)
 missing=()
