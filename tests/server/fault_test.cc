@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -58,24 +59,30 @@ uint64_t ChunkCount(const std::vector<int32_t>& doc, size_t size) {
 }
 
 // Holds the device thread with a job of its own: chunks submitted meanwhile stay queued.
+// The job shares ownership of the two notifications: after Release() it may still be inside
+// release.WaitForNotificationWithTimeout when the DeviceHold goes out of scope (found by TSan:
+// the notifications used to be members, destroyed under the waking job).
 class DeviceHold {
  public:
-  explicit DeviceHold(Scheduler& scheduler) {
+  explicit DeviceHold(Scheduler& scheduler) : state_(std::make_shared<State>()) {
     EXPECT_TRUE(scheduler
-                    .Submit(0xdead, [this] {
-                      holding_.Notify();
-                      release_.WaitForNotificationWithTimeout(absl::Seconds(60));
+                    .Submit(0xdead, [state = state_] {
+                      state->holding.Notify();
+                      state->release.WaitForNotificationWithTimeout(absl::Seconds(60));
                     })
                     .ok());
-    EXPECT_TRUE(holding_.WaitForNotificationWithTimeout(absl::Seconds(20)));
+    EXPECT_TRUE(state_->holding.WaitForNotificationWithTimeout(absl::Seconds(20)));
   }
   ~DeviceHold() { Release(); }
   void Release() {
-    if (!release_.HasBeenNotified()) release_.Notify();
+    if (!state_->release.HasBeenNotified()) state_->release.Notify();
   }
 
  private:
-  absl::Notification holding_, release_;
+  struct State {
+    absl::Notification holding, release;
+  };
+  std::shared_ptr<State> state_;
 };
 
 class FaultTest : public ::testing::Test {

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "server/status_map.h"
@@ -261,11 +263,18 @@ TEST_F(StreamTest, AResumeTakesTheSessionOverFromAnOlderStream) {
 }
 
 TEST_F(StreamTest, AnExpiredStreamDeadlineDropsItsQueuedChunks) {
-  absl::Notification release, holding;
+  // The job owns the notifications with the test: it may still be inside release's wait when
+  // the test returns (the same hand-off TSan found in fault_test's DeviceHold).
+  struct Gate {
+    absl::Notification release, holding;
+  };
+  auto gate = std::make_shared<Gate>();
+  absl::Notification& release = gate->release;
+  absl::Notification& holding = gate->holding;
   ASSERT_TRUE(t_->server->TEST_scheduler()
-                  .Submit(999, [&] {
-                    holding.Notify();
-                    release.WaitForNotification();
+                  .Submit(999, [gate] {
+                    gate->holding.Notify();
+                    gate->release.WaitForNotification();
                   })
                   .ok());
   holding.WaitForNotification();
