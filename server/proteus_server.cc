@@ -162,13 +162,19 @@ absl::Status ProteusServer::WarmUp() {
   return absl::OkStatus();
 }
 
+void ProteusServer::BeginDrain() {
+  if (draining_ || server_ == nullptr) return;
+  draining_ = true;
+  health_service_->Shutdown();          // probes see NOT_SERVING; Watch streams end
+  encoder_service_->BeginDrain();       // no new work; streams end after their chunks
+  telemetry_service_->Shutdown();       // routing watchers never end on their own
+}
+
 void ProteusServer::Shutdown(absl::Duration grace) {
   if (shut_down_ || server_ == nullptr) return;  // done, or Start failed half-way
   shut_down_ = true;
   const absl::Time deadline = absl::Now() + grace;
-  health_service_->Shutdown();          // probes see NOT_SERVING; Watch streams end
-  encoder_service_->BeginDrain();       // no new work; streams end after their chunks
-  telemetry_service_->Shutdown();       // routing watchers never end on their own
+  BeginDrain();
   // While the chunks already read finish, a new call still reaches the handlers, which refuse
   // it with UNAVAILABLE. gRPC's own Shutdown would answer a call arriving in that time with
   // CANCELLED (grpc/grpc#41785: calls not yet matched to a handler are cancelled), so it comes

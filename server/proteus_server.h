@@ -52,6 +52,11 @@ class ProteusServer {
   // cut). Then the device thread stops. Idempotent; blocks until done.
   void Shutdown(absl::Duration grace);
 
+  // The first step of Shutdown, without waiting: health NOT_SERVING, new calls and chunks
+  // refused from the moment it returns. Lets the caller announce the drain once it is true
+  // (main logs "shutting down" after it). Idempotent; Shutdown calls it.
+  void BeginDrain();
+
   // The port bound for each listen address, in order (useful with port 0).
   const std::vector<int>& ports() const { return ports_; }
   // The metrics exposer's port; 0 without one.
@@ -84,6 +89,7 @@ class ProteusServer {
   std::unique_ptr<grpc::Server> server_;
   std::vector<int> ports_;
   bool shut_down_ = false;
+  bool draining_ = false;
 };
 
 }  // namespace proteus::server
