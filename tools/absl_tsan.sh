@@ -61,9 +61,10 @@ done <"$src/debian/patches/series"
 grep -q 'INLINE_NAMESPACE_NAME debian3' "$src/absl/base/options.h" ||
   { echo "absl_tsan: Debian's patches did not apply" >&2; exit 1; }
 
-# As debian/rules builds its shared libraries (C++17, BUILD_SHARED_LIBS), with TSan and -O1.
-cmake -S "$src" -B "$work/shared" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_STANDARD=17 \
+# As debian/rules builds its shared libraries (C++17, BUILD_SHARED_LIBS, build type None: no
+# NDEBUG), with TSan and -O1.
+cmake -S "$src" -B "$work/shared" -DCMAKE_BUILD_TYPE=None \
+  -DCMAKE_CXX_COMPILER=clang++-14 -DCMAKE_CXX_STANDARD=17 \
   -DBUILD_SHARED_LIBS=ON -DBUILD_TESTING=OFF -DABSL_PROPAGATE_CXX_STD=ON \
   -DCMAKE_CXX_FLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=thread" \
   -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=thread" \
