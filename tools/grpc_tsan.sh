@@ -19,7 +19,7 @@
 # its stamp file is there. Needs clang-14, cmake, python3, git, the -dev packages of
 # tools/setup_debian.sh (it compiles against Debian's Abseil headers, which are those of
 # tools/absl_tsan.sh's build) and deb.debian.org (the source package, checked against the
-# SHA-256 sums of its .dsc). About 9 min on 2 cores (836 files).
+# SHA-256 sums of its .dsc). 10 min 15 s on 2 cores from scratch (836 files; measured 2026-12-07).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

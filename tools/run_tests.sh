@@ -52,7 +52,11 @@ run "fuzz" bash tools/fuzz.sh || fail $?
 
 # Every unit and integration test under ASan + UBSan + LeakSanitizer (the asan-ubsan preset of
 # CMakePresets.json, clang-14); any sanitizer report fails, children's included (tools/sanitize.sh).
-# TSan (tools/sanitize.sh tsan) is not a stage: tools/README.md says why.
 run "asan-ubsan" bash tools/sanitize.sh asan-ubsan || fail $?
+
+# The 17 tests labelled "concurrency" under TSan (the tsan preset), against Debian's Abseil and
+# gRPC rebuilt with TSan into /opt/proteus (tools/absl_tsan.sh, tools/grpc_tsan.sh: ~10 min the
+# first time, then a no-op).
+run "tsan" bash tools/sanitize.sh tsan || fail $?
 
 echo "=== all stages passed"

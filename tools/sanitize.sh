@@ -5,7 +5,7 @@
 #   tsan        the tests labelled "concurrency" (LABELS in tests/*/CMakeLists.txt), TSan, into
 #               build/tsan, against Debian's Abseil and gRPC rebuilt with TSan
 #               (tools/absl_tsan.sh, tools/grpc_tsan.sh say why)
-#   all         both (the default; a stage of tools/run_tests.sh)
+#   all         both (the default). tools/run_tests.sh runs each as a stage of its own.
 # It builds only the targets of the tests it runs: each test's executable target has the test's
 # name and depends on the binaries the test starts (proteus_server, proteus, proteus_encode).
 #

@@ -26,6 +26,7 @@ packages=(
   prometheus  # the telemetry test scrapes the server with a real Prometheus (and promtool)
   clang-14 libclang-rt-14-dev   # tools/fuzz.sh: libFuzzer and the ASan/UBSan runtimes (a Recommends only)
   llvm-14   # llvm-symbolizer-14: symbolized sanitizer reports (tools/fuzz.sh, tools/sanitize.sh)
+  xz-utils  # tools/absl_tsan.sh, tools/grpc_tsan.sh unpack the Debian source packages (.debian.tar.xz)
 )
 command -v python3 >/dev/null || packages+=(python3)
 missing=()
