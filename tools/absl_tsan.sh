@@ -27,37 +27,15 @@ fi
 SUDO=()
 if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
 
-pool=http://deb.debian.org/debian/pool/main/a/abseil
-declare -A sha256=(
-  [abseil_$version.orig.tar.gz]=abfe2897f3a30edaa74bc34365afe3c2a3cd012091a97dc7e008f7016adcd5fe
-  [abseil_$version-$debrev.debian.tar.xz]=e08490fc7b6f3beca1925953b0c4fb92df2de5e2a01295e4641e2a3d4e528eeb
-)
 work=build/absl-tsan
-mkdir -p "$work/dl"
 started=$SECONDS
-for f in "${!sha256[@]}"; do
-  if ! echo "${sha256[$f]}  $work/dl/$f" | sha256sum -c --status 2>/dev/null; then
-    echo "absl_tsan: downloading $pool/$f"
-    python3 -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1], timeout=120).read())' \
-      "$pool/$f" "$work/dl/$f"
-    echo "${sha256[$f]}  $work/dl/$f" | sha256sum -c --quiet
-  fi
-done
-
-# Debian's source tree: the upstream tarball with debian/patches applied (SONAME 20220623, inline
-# namespace debian3, absl::string_view etc. as their own types, the hardened mode, the CVE fix):
-# the same ABI as the installed headers and libraries.
+# Debian's source tree (SONAME 20220623, inline namespace debian3, absl::string_view etc. as their
+# own types, the hardened mode, the CVE fix): the same ABI as the installed headers and libraries.
+source tools/debian_source.sh
+debian_source_tree absl_tsan http://deb.debian.org/debian/pool/main/a/abseil "$work" \
+  "abseil_$version.orig.tar.gz" abfe2897f3a30edaa74bc34365afe3c2a3cd012091a97dc7e008f7016adcd5fe \
+  "abseil_$version-$debrev.debian.tar.xz" e08490fc7b6f3beca1925953b0c4fb92df2de5e2a01295e4641e2a3d4e528eeb
 src=$work/src
-rm -rf "$src" && mkdir -p "$src"
-tar -C "$src" --strip-components=1 -xzf "$work/dl/abseil_$version.orig.tar.gz"
-tar -C "$src" -xJf "$work/dl/abseil_$version-$debrev.debian.tar.xz"
-# git apply (git is installed; patch may not be), in a repository of its own so that paths are
-# taken relative to $src, not to this checkout.
-git -C "$src" init -q
-while read -r p; do
-  [[ -z $p || $p == \#* ]] && continue
-  git -C "$src" apply -p1 --whitespace=nowarn "debian/patches/$p"
-done <"$src/debian/patches/series"
 grep -q 'INLINE_NAMESPACE_NAME debian3' "$src/absl/base/options.h" ||
   { echo "absl_tsan: Debian's patches did not apply" >&2; exit 1; }
 

@@ -36,34 +36,14 @@ fi
 SUDO=()
 if [[ $(id -u) -ne 0 ]]; then SUDO=(sudo); fi
 
-pool=http://deb.debian.org/debian/pool/main/g/grpc
-declare -A sha256=(
-  [grpc_$version.orig.tar.gz]=b55696fb249669744de3e71acc54a9382bea0dce7cd5ba379b356b12b82d4229
-  [grpc_$version-$debrev.debian.tar.xz]=767b69da166bae708a54c4740056d9e847d57d89885173016bfc57ebbf154b2d
-)
 work=build/grpc-tsan
-mkdir -p "$work/dl"
 started=$SECONDS
-for f in "${!sha256[@]}"; do
-  if ! echo "${sha256[$f]}  $work/dl/$f" | sha256sum -c --status 2>/dev/null; then
-    echo "grpc_tsan: downloading $pool/$f"
-    python3 -c 'import sys, urllib.request; open(sys.argv[2], "wb").write(urllib.request.urlopen(sys.argv[1], timeout=120).read())' \
-      "$pool/$f" "$work/dl/$f"
-    echo "${sha256[$f]}  $work/dl/$f" | sha256sum -c --quiet
-  fi
-done
-
-# Debian's source tree: the upstream tarball with debian/patches applied (system Abseil, no
-# BoringSSL, no OpenCensus), as the package was built.
+# Debian's source tree (system Abseil, no BoringSSL, no OpenCensus), as the package was built.
+source tools/debian_source.sh
+debian_source_tree grpc_tsan http://deb.debian.org/debian/pool/main/g/grpc "$work" \
+  "grpc_$version.orig.tar.gz" b55696fb249669744de3e71acc54a9382bea0dce7cd5ba379b356b12b82d4229 \
+  "grpc_$version-$debrev.debian.tar.xz" 767b69da166bae708a54c4740056d9e847d57d89885173016bfc57ebbf154b2d
 src=$work/src
-rm -rf "$src" && mkdir -p "$src"
-tar -C "$src" --strip-components=1 -xzf "$work/dl/grpc_$version.orig.tar.gz"
-tar -C "$src" -xJf "$work/dl/grpc_$version-$debrev.debian.tar.xz"
-git -C "$src" init -q
-while read -r p; do
-  [[ -z $p || $p == \#* ]] && continue
-  git -C "$src" apply -p1 --whitespace=nowarn "debian/patches/$p"
-done <"$src/debian/patches/series"
 
 # As debian/rules configures its shared build (every dependency from the system; build type None,
 # so without NDEBUG: Debian's libgrpc++ calls the debug variants of gRPC's internal ref-counting
