@@ -2,7 +2,9 @@
 # On the GPU machine: trains the shipped default model (models/proteus-small) or its dense
 # baseline with the same budget, then measures it with proteus_eval. One script for both, so the
 # two runs differ only in the config. Usage:
-#   train/train_default.sh OUT_DIR proteus|dense [train|eval|both] [MODEL_DIR]
+#   train/train_default.sh OUT_DIR proteus|dense|local [train|eval|both] [MODEL_DIR]
+# 'local' is the no-selection baseline: sinks, window and own block exactly, older keys only
+# through the linear pathway (attn_mode sparse with no selected blocks).
 # 'train' and 'eval' split the work over two device calls (each is capped at 10 minutes); 'eval'
 # measures MODEL_DIR (default OUT_DIR/model-KIND).
 # Needs the corpus (train/make_corpus.py --kinds prose) in $PROTEUS_CORPUS (default
@@ -18,7 +20,8 @@ model=${4:-$out/model-$kind}
 case $kind in
   proteus) config=train/configs/proteus-small.json ;;
   dense) config=train/configs/dense-small.json ;;
-  *) echo "train_default: want proteus or dense, got '$kind'" >&2; exit 2 ;;
+  local) config=train/configs/local-small.json ;;
+  *) echo "train_default: want proteus, dense or local, got '$kind'" >&2; exit 2 ;;
 esac
 corpus=${PROTEUS_CORPUS:-.deps/corpus-prose}
 [[ -f $corpus/train.bin && -f $corpus/validation.bin && -f $corpus/test.bin ]] ||
@@ -57,7 +60,7 @@ fi
 
 # Dense is quadratic: it stops at 64K.
 lengths=1024,8192,65536
-[[ $kind == proteus ]] && lengths=1024,8192,65536,1048576
+[[ $kind != dense ]] && lengths=1024,8192,65536,1048576
 start=$SECONDS
 build/gpu/train/proteus_eval --model "$model" --corpus "$corpus" --split test \
   --contexts "$lengths" --max_bytes 1048576 --device cuda --dtype bfloat16 --kv_dtype bfloat16 \
