@@ -90,16 +90,49 @@ at::Tensor AttentionSequenceForward(const ModelConfig& c, const LayerWeights& w,
     at::Tensor q_pre = H == nh ? q_all : q_all.gather(1, r.heads.unsqueeze(-1).expand({n, nh, hd}));
     q_pre = q_pre.contiguous();
     at::Tensor q_rot = ApplyRope(q_pre, MakeRopeTables(a, n, hd, c.rope_base, dev)).to(dtype);
-    at::Tensor row_kv = at::div(r.heads, H / KV, "floor").reshape({rows});
     at::Tensor row_token = at::arange(n, i64).repeat_interleave(nh);
-    at::Tensor row_block = at::div(row_token + a, B, "floor") - i0;  // local query block
 
     // q̄ of every block in the chunk; block i selects with block i−1's.
-    at::Tensor q_sum = at::zeros({nbc * KV, hd}, f32)
-                           .index_add_(0, row_block * KV + row_kv, q_pre.view({rows, hd}).to(at::kFloat))
-                           .view({nbc, KV, hd});
-    at::Tensor q_count =
-        at::bincount(row_block * KV + row_kv, {}, nbc * KV).to(at::kFloat).view({nbc, KV});
+    // Rows grouped by (query block, kv head), the kernel's work units.
+    at::Tensor q_sum, group_count, group_rows;
+    int64_t max_group_rows = 0;
+    if (!IsRouted(c)) {
+      // Every token in every head, rows (token, head) in order: a block's rows
+      // are a reshape away, no scatter or sort (the chunk starts on a block).
+      const int64_t g = nh / KV, full = n / B, rem = n % B;
+      at::Tensor by_kv = q_pre.view({n, KV, g, hd});
+      at::Tensor row = at::arange(rows, i64);
+      std::vector<at::Tensor> sums, orders;
+      if (full > 0) {
+        sums.push_back(at::sum(by_kv.narrow(0, 0, full * B).view({full, B, KV, g, hd}),
+                               at::IntArrayRef{1, 3}, false, at::kFloat));
+        orders.push_back(
+            row.narrow(0, 0, full * B * nh).view({full, B, KV, g}).permute({0, 2, 1, 3}).reshape({-1}));
+      }
+      if (rem > 0) {
+        sums.push_back(
+            at::sum(by_kv.narrow(0, full * B, rem), at::IntArrayRef{0, 2}, false, at::kFloat).unsqueeze(0));
+        orders.push_back(
+            row.narrow(0, full * B * nh, rem * nh).view({rem, KV, g}).permute({1, 0, 2}).reshape({-1}));
+      }
+      q_sum = at::cat(sums, 0);
+      group_rows = at::cat(orders, 0);
+      group_count = at::full({nbc, KV}, B * g, i64);
+      if (rem > 0) group_count[nbc - 1].fill_(rem * g);
+      group_count = group_count.view({nbc * KV});
+      max_group_rows = (full > 0 ? B : rem) * g;
+    } else {
+      at::Tensor row_kv = at::div(r.heads, H / KV, "floor").reshape({rows});
+      at::Tensor row_block = at::div(row_token + a, B, "floor") - i0;  // local query block
+      at::Tensor group_key = row_block * KV + row_kv;
+      q_sum = at::zeros({nbc * KV, hd}, f32)
+                  .index_add_(0, group_key, q_pre.view({rows, hd}).to(at::kFloat))
+                  .view({nbc, KV, hd});
+      group_rows = std::get<1>(at::sort(group_key, /*stable=*/true, 0, false));
+      group_count = at::bincount(group_key, {}, nbc * KV);
+      max_group_rows = group_count.max().item<int64_t>();
+    }
+    at::Tensor q_count = group_count.to(at::kFloat).view({nbc, KV});
     at::Tensor sel_q_sum = at::cat({prev_q_sum.unsqueeze(0), q_sum.narrow(0, 0, nbc - 1)}, 0);
     at::Tensor sel_q_count = at::cat({prev_q_count.unsqueeze(0), q_count.narrow(0, 0, nbc - 1)}, 0);
     at::Tensor prev_key_mean = key_mean.narrow(0, std::max<int64_t>(i0 - 1, 0), nbc);
@@ -155,10 +188,6 @@ at::Tensor AttentionSequenceForward(const ModelConfig& c, const LayerWeights& w,
     others = at::where(others >= 0, at::bitwise_or(others, kFluxSelectedBit), others);
     at::Tensor lists = at::cat({sinks, win, others}, -1).view({nbc * KV, -1}).to(at::kInt).contiguous();
 
-    // Rows grouped by (query block, kv head).
-    at::Tensor group_key = row_block * KV + row_kv;
-    at::Tensor group_rows = std::get<1>(at::sort(group_key, /*stable=*/true, 0, false));
-    at::Tensor group_count = at::bincount(group_key, {}, nbc * KV);
     at::Tensor group_offsets = at::cat({at::zeros({1}, i64), group_count.cumsum(0)}).to(at::kInt);
 
     FluxCudaInputs in;
@@ -168,7 +197,7 @@ at::Tensor AttentionSequenceForward(const ModelConfig& c, const LayerWeights& w,
     in.group_offsets = group_offsets;
     in.group_block = qb.view({nbc, 1}).expand({nbc, KV}).reshape({nbc * KV}).contiguous();
     in.group_kv = at::arange(KV, i64).repeat({nbc}).to(at::kInt);
-    in.max_group_rows = static_cast<int>(group_count.max().item<int64_t>());
+    in.max_group_rows = static_cast<int>(max_group_rows);
     in.k = k_rot;
     in.v = v;
     in.key_limit = T;
@@ -180,23 +209,31 @@ at::Tensor AttentionSequenceForward(const ModelConfig& c, const LayerWeights& w,
     if (linear) {
       // Prefix states: block i reads every key in blocks < i − W/B.
       const int64_t e0 = std::max<int64_t>(0, i0 - WB), e1 = std::max<int64_t>(0, i1 - WB);
-      at::Tensor lin_s = at::zeros({nbc, KV, hd, hd}, f32), lin_z = at::zeros({nbc, KV, hd}, f32);
-      TORCH_CHECK(folded == e0, "linear state out of step");
-      if (e1 > e0) {
-        at::Tensor fk = LinearFeatureMap(k.narrow(0, e0 * B, (e1 - e0) * B).to(at::kFloat))
-                            .view({e1 - e0, B, KV, hd});
-        at::Tensor vb = v.narrow(0, e0 * B, (e1 - e0) * B).to(at::kFloat).view({e1 - e0, B, KV, hd});
+      // Query block i (local i − i0) with edge e = i − W/B ≥ 0 takes the
+      // state before block e; the blocks before `first` have no edge yet
+      // (their rows mix 0 of it) and the rest are exactly blocks e0..e1−1.
+      const int64_t first = std::min(std::max<int64_t>(i0, WB) - i0, nbc), m = e1 - e0;
+      TORCH_CHECK(folded == e0 && first + m == nbc, "linear state out of step");
+      at::Tensor lin_s = at::empty({nbc, KV, hd, hd}, f32), lin_z = at::empty({nbc, KV, hd}, f32);
+      lin_s.narrow(0, 0, first).zero_();
+      lin_z.narrow(0, 0, first).zero_();
+      if (m > 0) {
+        at::Tensor fk = LinearFeatureMap(k.narrow(0, e0 * B, m * B).to(at::kFloat)).view({m, B, KV, hd});
+        at::Tensor vb = v.narrow(0, e0 * B, m * B).to(at::kFloat).view({m, B, KV, hd});
         at::Tensor d = at::einsum("ebch,ebcg->echg", {fk, vb});  // per block φ(k)ᵀv
         at::Tensor dz = fk.sum(1);
-        at::Tensor s_excl = d.cumsum(0) - d + s_run;  // before each block
-        at::Tensor z_excl = dz.cumsum(0) - dz + z_run;
-        // Query block i (local i − i0) with edge e = i − W/B ≥ 0 takes the
-        // state before block e.
-        const int64_t first = std::max<int64_t>(i0, WB) - i0;
-        lin_s.narrow(0, first, e1 - e0).copy_(s_excl);
-        lin_z.narrow(0, first, e1 - e0).copy_(z_excl);
-        s_run = s_run + d.sum(0);
-        z_run = z_run + dz.sum(0);
+        // Exclusive prefix sums in place: the running state, then each
+        // block's term shifted by one, scanned: a copy and a scan where
+        // cumsum, subtract, add, copy and sum made five passes.
+        at::Tensor s_excl = lin_s.narrow(0, first, m), z_excl = lin_z.narrow(0, first, m);
+        s_excl[0].copy_(s_run);
+        z_excl[0].copy_(z_run);
+        s_excl.narrow(0, 1, m - 1).copy_(d.narrow(0, 0, m - 1));
+        z_excl.narrow(0, 1, m - 1).copy_(dz.narrow(0, 0, m - 1));
+        s_excl.cumsum_(0);
+        z_excl.cumsum_(0);
+        s_run = s_excl[m - 1] + d[m - 1];
+        z_run = z_excl[m - 1] + dz[m - 1];
         folded = e1;
       }
       in.lin_s = lin_s.view({nbc * KV, hd, hd});
