@@ -14,7 +14,6 @@ import sys
 
 
 def short(name: str) -> str:
-    name = re.sub(r"\(.*", "", name) if not name.startswith("void ") else name
     name = re.sub(r"^void ", "", name)
     # Template arguments say which instantiation; keep two levels of them.
     depth, out = 0, []
@@ -31,9 +30,11 @@ def short(name: str) -> str:
             continue
         if depth <= 2:
             out.append(ch)
-    s = "".join(out)
-    s = re.sub(r"\(.*$", "", s)
-    return s[:110]
+    # The argument list goes after the template arguments are cut down.
+    return re.sub(r"\(.*$", "", "".join(out))[:110]
+
+
+MS_PER_UNIT = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}
 
 
 def main() -> int:
@@ -51,9 +52,11 @@ def main() -> int:
         if r.get("Metric Name") != "gpu__time_duration.sum":
             continue
         unit = r.get("Metric Unit", "")
+        if unit not in MS_PER_UNIT:
+            print(f"launch {r['ID']}: unknown time unit {unit!r}", file=sys.stderr)
+            return 1
         v = float(r["Metric Value"].replace(",", ""))
-        scale = {"nsecond": 1e-6, "usecond": 1e-3, "msecond": 1.0, "second": 1e3}.get(unit, 1e-6)
-        launches[int(r["ID"])] = (r["Kernel Name"], v * scale)
+        launches[int(r["ID"])] = (short(r["Kernel Name"]), v * MS_PER_UNIT[unit])
     ids = sorted(launches)
     ids = ids[len(ids) // 2:] if a.last_half else ids[a.skip_first:]
     if not ids:
@@ -63,8 +66,8 @@ def main() -> int:
     count = collections.Counter()
     for i in ids:
         name, ms = launches[i]
-        total[short(name)] += ms
-        count[short(name)] += 1
+        total[name] += ms
+        count[name] += 1
     grand = sum(total.values())
     print(f"{len(ids)} launches, {grand:.2f} ms of kernel time\n")
     print("| kernel | launches | ms | share |")
